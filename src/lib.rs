@@ -1,0 +1,22 @@
+//! A zero-copy reader of Apache Cassandra commit-log segments (3.0 to 5.0)
+//! and of the CDC directories (`cdc_raw`) built from them.
+//!
+//! Data flows one way, one module per stage:
+//!
+//! - [`segment`]: file names, descriptors, sync markers, section codecs
+//!   (LZ4, Snappy, Deflate, Zstd, Noop, AES/CBC encryption) and entries, each
+//!   with its logical position; damage is reported as values, never panics.
+//! - [`cdc`]: `_cdc.idx` files and reading only what Cassandra says is durable.
+//!
+//! The byte-level format this follows is described in the repository's
+//! `README.md` and, with the Cassandra source behind each fact, in the format
+//! specification the crate was written against.
+
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+
+pub mod cdc;
+pub mod location;
+pub mod segment;
+
+pub use location::Location;

@@ -1,0 +1,272 @@
+//! Section codecs: the five compressors of format spec §4 and the encrypted
+//! sections of §3.4. Every function decodes into a caller-owned buffer of
+//! exactly the length the section declares, so nothing read from disk can
+//! make it allocate more than the reader's section cap.
+
+use std::sync::Arc;
+
+use aes::cipher::block_padding::Pkcs7;
+use aes::cipher::{BlockDecryptMut, KeyInit};
+
+use super::descriptor::Compression;
+
+/// Why a section's payload could not be turned back into entries.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SectionError {
+    /// The declared uncompressed length is over the reader's cap.
+    #[error("declared length {len} exceeds the cap of {cap} bytes")]
+    TooLarge {
+        /// Length declared in the section header.
+        len: u64,
+        /// The reader's cap ([`ReadOptions::max_section_len`](super::ReadOptions::max_section_len)).
+        cap: u64,
+    },
+    /// The payload is shorter than its own framing needs.
+    #[error("payload of {found} bytes is shorter than the {expected} its framing needs")]
+    ShortPayload {
+        /// Bytes needed.
+        expected: u64,
+        /// Bytes present.
+        found: u64,
+    },
+    /// The LZ4 little-endian length prefix differs from the declared length.
+    #[error("LZ4 length prefix says {found} bytes, the section header {expected}")]
+    Lz4Prefix {
+        /// Length from the section (or chunk) header.
+        expected: u64,
+        /// Length in the LZ4 prefix.
+        found: u64,
+    },
+    /// The LZ4 block is invalid.
+    #[error("LZ4: {0}")]
+    Lz4(#[source] Arc<lz4_flex::block::DecompressError>),
+    /// The Snappy data is invalid.
+    #[error("Snappy: {0}")]
+    Snappy(#[source] snap::Error),
+    /// The zlib stream is invalid.
+    #[error("Deflate: {0}")]
+    Deflate(#[source] flate2::DecompressError),
+    /// The Zstandard frame is invalid.
+    #[error("Zstd: {0}")]
+    Zstd(#[source] Arc<ruzstd::decoding::errors::FrameDecoderError>),
+    /// The Zstandard content checksum does not match.
+    #[error("Zstd content checksum: expected {expected:#010x}, found {found:#010x}")]
+    ZstdChecksum {
+        /// Checksum of the decoded bytes.
+        expected: u32,
+        /// Checksum stored in the frame.
+        found: u32,
+    },
+    /// The payload decoded to a length other than the declared one.
+    #[error("decoded to {found} bytes, the header declares {expected}")]
+    LengthMismatch {
+        /// Declared length.
+        expected: u64,
+        /// Decoded length.
+        found: u64,
+    },
+    /// The payload goes on decoding past the declared length.
+    #[error("decodes to more than the {expected} bytes the header declares")]
+    Overrun {
+        /// Declared length.
+        expected: u64,
+    },
+    /// An encrypted block's ciphertext length is not a positive multiple of
+    /// 16 or runs past the section.
+    #[error("cipher block of {len} bytes at payload offset {offset} (16-byte multiple needed, {available} bytes left)")]
+    CipherLength {
+        /// Payload offset of the block header.
+        offset: u64,
+        /// Ciphertext length claimed.
+        len: u64,
+        /// Bytes left in the section.
+        available: u64,
+    },
+    /// A block did not decrypt to valid PKCS#5 padding (wrong key or damage).
+    #[error("block at payload offset {offset} does not decrypt to valid padding (wrong key or damaged)")]
+    Padding {
+        /// Payload offset of the block header.
+        offset: u64,
+    },
+    /// A block's plaintext is shorter than the length its header claims.
+    #[error("block at payload offset {offset} claims {expected} plaintext bytes, decrypted to {found}")]
+    ChunkLength {
+        /// Payload offset of the block header.
+        offset: u64,
+        /// Length claimed.
+        expected: u64,
+        /// Length decrypted.
+        found: u64,
+    },
+}
+
+/// Reusable decoder state (the Zstd decoder keeps its buffers between sections).
+#[derive(Default)]
+pub(crate) struct Codecs {
+    zstd: Option<ruzstd::decoding::FrameDecoder>,
+}
+
+impl Codecs {
+    /// Decodes `payload` into `out`, which is exactly the declared length.
+    pub(crate) fn decompress(
+        &mut self,
+        codec: Compression,
+        payload: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), SectionError> {
+        let expected = out.len() as u64;
+        let found = match codec {
+            Compression::Lz4 => return lz4_into(payload, out),
+            Compression::Snappy => {
+                let n = snap::raw::decompress_len(payload).map_err(SectionError::Snappy)?;
+                if n as u64 != expected {
+                    return Err(SectionError::LengthMismatch { expected, found: n as u64 });
+                }
+                snap::raw::Decoder::new().decompress(payload, out).map_err(SectionError::Snappy)?
+            }
+            Compression::Deflate => {
+                // Cassandra writes no zlib stream at all for an empty section.
+                if payload.is_empty() && out.is_empty() {
+                    return Ok(());
+                }
+                let mut z = flate2::Decompress::new(true);
+                let status =
+                    z.decompress(payload, out, flate2::FlushDecompress::Finish).map_err(SectionError::Deflate)?;
+                if status != flate2::Status::StreamEnd {
+                    return Err(if z.total_out() == expected {
+                        SectionError::Overrun { expected }
+                    } else {
+                        SectionError::LengthMismatch { expected, found: z.total_out() }
+                    });
+                }
+                z.total_out() as usize
+            }
+            Compression::Zstd => {
+                if payload.is_empty() && out.is_empty() {
+                    return Ok(());
+                }
+                let dec = self.zstd.get_or_insert_with(ruzstd::decoding::FrameDecoder::new);
+                // A frame's window never needs to exceed twice its content;
+                // bound the allocation by what the section declares.
+                dec.set_max_window_size((expected * 2).max(1 << 17));
+                let n = dec.decode_all(payload, out).map_err(|e| SectionError::Zstd(Arc::new(e)))?;
+                if let (Some(found), Some(expected)) = (dec.get_checksum_from_data(), dec.get_calculated_checksum()) {
+                    if found != expected {
+                        return Err(SectionError::ZstdChecksum { expected, found });
+                    }
+                }
+                n
+            }
+            Compression::Noop => {
+                if payload.len() != out.len() {
+                    return Err(SectionError::LengthMismatch { expected, found: payload.len() as u64 });
+                }
+                out.copy_from_slice(payload);
+                payload.len()
+            }
+        };
+        if found as u64 != expected {
+            return Err(SectionError::LengthMismatch { expected, found: found as u64 });
+        }
+        Ok(())
+    }
+}
+
+/// `LZ4Compressor` output: a little-endian length, then one raw block.
+fn lz4_into(payload: &[u8], out: &mut [u8]) -> Result<(), SectionError> {
+    let expected = out.len() as u64;
+    let Some((prefix, block)) = payload.split_first_chunk::<4>() else {
+        return Err(SectionError::ShortPayload { expected: 4, found: payload.len() as u64 });
+    };
+    let declared = u32::from_le_bytes(*prefix) as u64;
+    if declared != expected {
+        return Err(SectionError::Lz4Prefix { expected, found: declared });
+    }
+    let n = lz4_flex::block::decompress_into(block, out).map_err(|e| SectionError::Lz4(Arc::new(e)))?;
+    if n as u64 != expected {
+        return Err(SectionError::LengthMismatch { expected, found: n as u64 });
+    }
+    Ok(())
+}
+
+/// An AES key schedule for one of the three key sizes.
+#[derive(Clone)]
+pub(crate) enum AesKey {
+    Aes128(aes::Aes128),
+    Aes192(aes::Aes192),
+    Aes256(aes::Aes256),
+}
+
+impl AesKey {
+    pub(crate) fn new(key: &[u8]) -> Option<AesKey> {
+        Some(match key.len() {
+            16 => AesKey::Aes128(aes::Aes128::new_from_slice(key).ok()?),
+            24 => AesKey::Aes192(aes::Aes192::new_from_slice(key).ok()?),
+            32 => AesKey::Aes256(aes::Aes256::new_from_slice(key).ok()?),
+            _ => return None,
+        })
+    }
+
+    /// Decrypts one CBC block chain in place with a fresh IV; returns the
+    /// unpadded plaintext length.
+    fn decrypt(&self, iv: &[u8; 16], buf: &mut [u8]) -> Option<usize> {
+        use aes::cipher::InnerIvInit;
+        let iv = iv.into();
+        let res = match self {
+            AesKey::Aes128(k) => cbc::Decryptor::inner_iv_init(k.clone(), iv).decrypt_padded_mut::<Pkcs7>(buf),
+            AesKey::Aes192(k) => cbc::Decryptor::inner_iv_init(k.clone(), iv).decrypt_padded_mut::<Pkcs7>(buf),
+            AesKey::Aes256(k) => cbc::Decryptor::inner_iv_init(k.clone(), iv).decrypt_padded_mut::<Pkcs7>(buf),
+        };
+        res.ok().map(<[u8]>::len)
+    }
+}
+
+/// Decrypts an encrypted section (format spec §3.4): blocks of
+/// `[u32 E][u32 C][E bytes]` until the end of `payload`, each an independent
+/// AES/CBC/PKCS5 chain with the segment's IV, whose plaintext is
+/// `[u32 BE raw length][LZ4Compressor output]`. Appends the raw bytes to
+/// `out`, which must end up exactly `total` bytes long.
+pub(crate) fn decrypt_section(
+    key: &AesKey,
+    iv: &[u8; 16],
+    payload: &[u8],
+    total: usize,
+    out: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+) -> Result<(), SectionError> {
+    out.clear();
+    let mut p = 0usize;
+    while p < payload.len() {
+        let offset = p as u64;
+        let Some(head) = payload.get(p..p + 8) else {
+            return Err(SectionError::ShortPayload { expected: 8, found: (payload.len() - p) as u64 });
+        };
+        let e = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let c = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
+        p += 8;
+        let available = payload.len() - p;
+        if e == 0 || e % 16 != 0 || e > available {
+            return Err(SectionError::CipherLength { offset, len: e as u64, available: available as u64 });
+        }
+        scratch.clear();
+        scratch.extend_from_slice(&payload[p..p + e]);
+        p += e;
+        let plain_len = key.decrypt(iv, scratch).ok_or(SectionError::Padding { offset })?;
+        if c > plain_len || c < 8 {
+            return Err(SectionError::ChunkLength { offset, expected: c as u64, found: plain_len as u64 });
+        }
+        let chunk = &scratch[..c];
+        let raw = u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]) as usize;
+        let start = out.len();
+        if raw > total - start {
+            return Err(SectionError::LengthMismatch { expected: total as u64, found: (start + raw) as u64 });
+        }
+        out.resize(start + raw, 0);
+        lz4_into(&chunk[4..], &mut out[start..])?;
+    }
+    if out.len() != total {
+        return Err(SectionError::LengthMismatch { expected: total as u64, found: out.len() as u64 });
+    }
+    Ok(())
+}
