@@ -7,6 +7,7 @@
 //!   (LZ4, Snappy, Deflate, Zstd, Noop, AES/CBC encryption) and entries, each
 //!   with its logical position; damage is reported as values, never panics.
 //! - [`cdc`]: `_cdc.idx` files and reading only what Cassandra says is durable.
+//! - [`builder`]: the encoder behind the tests and fixtures, public for yours.
 //!
 //! The byte-level format this follows is described in the repository's
 //! `README.md` and, with the Cassandra source behind each fact, in the format
@@ -15,6 +16,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod builder;
 pub mod cdc;
 pub mod location;
 pub mod segment;

@@ -270,3 +270,113 @@ pub(crate) fn decrypt_section(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builder;
+
+    fn sample(len: usize) -> Vec<u8> {
+        (0..len).map(|i| if i % 50 < 25 { b'x' } else { (i * 7 % 251) as u8 }).collect()
+    }
+
+    fn decode(codec: Compression, payload: &[u8], len: usize) -> Result<Vec<u8>, SectionError> {
+        let mut out = vec![0u8; len];
+        Codecs::default().decompress(codec, payload, &mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn every_codec_round_trips_including_empty() {
+        for codec in Compression::ALL {
+            for len in [0, 1, 100, 70_000] {
+                let raw = sample(len);
+                let payload = builder::compress(codec, &raw);
+                assert_eq!(decode(codec, &payload, len).unwrap(), raw, "{codec} {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn empty_sections_as_cassandra_writes_them() {
+        // LZ4Compressor on nothing: length 0 and a block of one empty token.
+        assert_eq!(decode(Compression::Lz4, &[0, 0, 0, 0, 0], 0).unwrap(), b"");
+        // zstd-jni's empty frame, as found in a real 4.0 segment (13 bytes).
+        let zstd_empty = [0x28, 0xb5, 0x2f, 0xfd, 0x24, 0x00, 0x01, 0x00, 0x00, 0x99, 0xe9, 0xd8, 0x51];
+        assert_eq!(decode(Compression::Zstd, &zstd_empty, 0).unwrap(), b"");
+        // DeflateCompressor writes no stream at all.
+        assert_eq!(decode(Compression::Deflate, &[], 0).unwrap(), b"");
+        assert_eq!(decode(Compression::Snappy, &[0], 0).unwrap(), b"");
+        assert_eq!(decode(Compression::Noop, &[], 0).unwrap(), b"");
+    }
+
+    #[test]
+    fn declared_lengths_are_enforced() {
+        let raw = sample(1000);
+        for codec in Compression::ALL {
+            let payload = builder::compress(codec, &raw);
+            assert!(decode(codec, &payload, 999).is_err(), "{codec}: shorter than the data");
+            assert!(decode(codec, &payload, 1001).is_err(), "{codec}: longer than the data");
+        }
+        let lz4 = builder::compress(Compression::Lz4, &raw);
+        assert!(matches!(
+            decode(Compression::Lz4, &lz4, 999),
+            Err(SectionError::Lz4Prefix { expected: 999, found: 1000 })
+        ));
+        assert!(matches!(decode(Compression::Lz4, &lz4[..3], 1000), Err(SectionError::ShortPayload { .. })));
+        let deflate = builder::compress(Compression::Deflate, &raw);
+        assert!(matches!(decode(Compression::Deflate, &deflate, 999), Err(SectionError::Overrun { expected: 999 })));
+        assert!(matches!(
+            decode(Compression::Deflate, &deflate[..deflate.len() - 6], 1000),
+            Err(SectionError::LengthMismatch { .. }) | Err(SectionError::Deflate(_))
+        ));
+    }
+
+    #[test]
+    fn zstd_checksum_is_verified() {
+        let raw = sample(500);
+        let mut frame = builder::compress(Compression::Zstd, &raw);
+        // Frame header descriptor bit 2: content checksum present (as zstd-jni
+        // writes it for Cassandra); the checksum is the frame's last 4 bytes.
+        assert_ne!(frame[4] & 0x04, 0);
+        let n = frame.len();
+        frame[n - 1] ^= 0xff;
+        assert!(matches!(decode(Compression::Zstd, &frame, 500), Err(SectionError::ZstdChecksum { .. })));
+    }
+
+    #[test]
+    fn encrypted_sections_decrypt_and_refuse_damage() {
+        let key = [0x11u8; 16];
+        let iv = [0x22u8; 16];
+        let raw = sample(5000);
+        let payload = builder::encrypt(&key, &iv, &raw, 1024);
+        let aes = AesKey::new(&key).unwrap();
+        let (mut out, mut scratch) = (Vec::new(), Vec::new());
+        decrypt_section(&aes, &iv, &payload, raw.len(), &mut out, &mut scratch).unwrap();
+        assert_eq!(out, raw);
+        // Wrong key: the padding does not check out.
+        let other = AesKey::new(&[0x12u8; 16]).unwrap();
+        assert!(matches!(
+            decrypt_section(&other, &iv, &payload, raw.len(), &mut out, &mut scratch),
+            Err(SectionError::Padding { offset: 0 }) | Err(SectionError::ChunkLength { .. })
+        ));
+        // A total that is not the sum of the chunks.
+        assert!(matches!(
+            decrypt_section(&aes, &iv, &payload, raw.len() + 1, &mut out, &mut scratch),
+            Err(SectionError::LengthMismatch { .. })
+        ));
+        // Cut inside a block header, and a ciphertext length past the end.
+        assert!(matches!(
+            decrypt_section(&aes, &iv, &payload[..4], raw.len(), &mut out, &mut scratch),
+            Err(SectionError::ShortPayload { .. })
+        ));
+        let mut bad = payload.clone();
+        bad[..4].copy_from_slice(&0x7fff_fff0u32.to_be_bytes());
+        assert!(matches!(
+            decrypt_section(&aes, &iv, &bad, raw.len(), &mut out, &mut scratch),
+            Err(SectionError::CipherLength { .. })
+        ));
+        assert!(AesKey::new(&[0u8; 15]).is_none());
+        assert!(AesKey::new(&[0u8; 24]).is_some() && AesKey::new(&[0u8; 32]).is_some());
+    }
+}
