@@ -1,1 +1,124 @@
-fn main() {}
+//! Walking every entry of the benchmark captures, with both CRCs checked,
+//! against the cheapest pass over the same bytes:
+//!
+//! - `plain/crc32fast`: one `crc32fast::hash` over each plain segment's
+//!   written bytes (header to logical end), the floor of any CRC check;
+//! - `plain/crc32fast-per-entry`: the same CRCs the format asks for, each
+//!   entry's size and mutation hashed on their own from precomputed offsets
+//!   (the floor of any entry-by-entry check: crc32fast has a fixed cost per
+//!   call that one contiguous pass does not pay);
+//! - `plain/walk`: the reader over the same segments;
+//! - `lz4/lz4_flex`: decompressing every section of the LZ4 segments into a
+//!   reused buffer, nothing else;
+//! - `lz4/walk`: the reader over the same segments (decompression and CRCs).
+//!
+//! Throughput is in logical (uncompressed) bytes for all four, so the ratio
+//! of a walk to its baseline is the ratio of their medians.
+//!
+//! `cargo bench --bench segment` (needs `../shared/corpus/bench-4.0.0*`).
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+
+use cassandra_commitlog::segment::{Item, ReadOptions, Segment, SegmentName};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+fn segments(dir: &Path) -> Vec<Segment> {
+    let mut files: Vec<(i64, PathBuf)> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter_map(|p| SegmentName::from_path(&p).map(|n| (n.id, p)))
+            .collect(),
+        Err(_) => return Vec::new(),
+    };
+    files.sort();
+    files.into_iter().map(|(_, p)| Segment::open(p).expect("open benchmark segment")).collect()
+}
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")
+}
+
+/// Walks every entry, touching its bytes' length; returns the entry count.
+fn walk(segs: &[Segment]) -> u64 {
+    let opts = ReadOptions::new();
+    let mut n = 0u64;
+    for s in segs {
+        let mut r = s.reader(&opts).expect("reader");
+        while let Some(e) = r.next_entry().expect("tolerant walk") {
+            n += e.mutation.len() as u64;
+        }
+    }
+    n
+}
+
+fn bench(c: &mut Criterion) {
+    let plain = segments(&corpus().join("bench-4.0.0/cdc_raw"));
+    let lz4 = segments(&corpus().join("bench-4.0.0-lz4/cdc_raw"));
+    if plain.is_empty() || lz4.is_empty() {
+        eprintln!("benchmark captures not found under {}: nothing to measure", corpus().display());
+        return;
+    }
+    let plain_ends: Vec<usize> = plain.iter().map(|s| s.walk(&ReadOptions::new()).unwrap().end as usize).collect();
+    let plain_bytes: u64 = plain_ends.iter().map(|&e| e as u64).sum();
+    // Plain entries: (segment, file offset, mutation length).
+    let mut plain_entries = Vec::new();
+    for (i, s) in plain.iter().enumerate() {
+        let mut r = s.reader(&ReadOptions::new()).unwrap();
+        while let Some(e) = r.next_entry().unwrap() {
+            plain_entries.push((i, e.start as usize, e.mutation.len()));
+        }
+    }
+    // LZ4 sections: (segment, payload range, uncompressed length).
+    let mut sections = Vec::new();
+    let mut lz4_bytes = 0u64;
+    for (i, s) in lz4.iter().enumerate() {
+        let mut r = s.reader(&ReadOptions::new()).unwrap();
+        while let Some(item) = r.next().unwrap() {
+            if let Item::Section(sec) = item {
+                let payload = sec.file_offset as usize + 12..sec.file_end as usize;
+                sections.push((i, payload, (sec.end - sec.content_start) as usize));
+            }
+        }
+        lz4_bytes += r.summary().end;
+    }
+    let max_section = sections.iter().map(|s| s.2).max().unwrap_or(0);
+
+    let mut g = c.benchmark_group("walk");
+    g.sample_size(30);
+    g.throughput(Throughput::Bytes(plain_bytes));
+    g.bench_function("plain/crc32fast", |b| {
+        b.iter(|| plain.iter().zip(&plain_ends).map(|(s, &end)| crc32fast::hash(&s.data()[..end]) as u64).sum::<u64>())
+    });
+    g.bench_function("plain/crc32fast-per-entry", |b| {
+        b.iter(|| {
+            let mut x = 0u32;
+            for &(i, at, len) in &plain_entries {
+                let d = plain[i].data();
+                let mut h = crc32fast::Hasher::new();
+                h.update(&d[at..at + 4]);
+                x ^= h.clone().finalize();
+                h.update(&d[at + 8..at + 8 + len]);
+                x ^= h.finalize();
+            }
+            x
+        })
+    });
+    g.bench_function("plain/walk", |b| b.iter(|| black_box(walk(&plain))));
+    g.throughput(Throughput::Bytes(lz4_bytes));
+    g.bench_function("lz4/lz4_flex", |b| {
+        let mut buf = vec![0u8; max_section];
+        b.iter(|| {
+            for (i, payload, len) in &sections {
+                let p = &lz4[*i].data()[payload.clone()];
+                let n = lz4_flex::block::decompress_into(&p[4..], &mut buf[..*len]).unwrap();
+                black_box(n);
+            }
+        })
+    });
+    g.bench_function("lz4/walk", |b| b.iter(|| black_box(walk(&lz4))));
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -121,11 +121,11 @@ fn captures_match_their_readme_walk_tables() {
                     let header = seg.descriptor().header_len as u64;
                     assert_eq!((s.end - header - 8 * s.sections).to_string(), *sum, "{what}");
                 }
-                if let Some(idx) = row.get("_cdc.idx") {
-                    if idx != "None" {
-                        let offset = idx.split('|').next().unwrap();
-                        assert_eq!(&s.end.to_string(), offset, "{what}");
-                    }
+                if let Some(idx) = row.get("_cdc.idx")
+                    && idx != "None"
+                {
+                    let offset = idx.split('|').next().unwrap();
+                    assert_eq!(&s.end.to_string(), offset, "{what}");
                 }
                 rows += 1;
             }

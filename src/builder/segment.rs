@@ -273,10 +273,10 @@ impl SegmentBuilder {
     /// The finished file. An open section that was never synced is dropped,
     /// as Cassandra's unsynced data is.
     pub fn finish(mut self) -> Vec<u8> {
-        if let Some(len) = self.preallocate {
-            if self.out.len() < len {
-                self.out.resize(len, 0);
-            }
+        if let Some(len) = self.preallocate
+            && self.out.len() < len
+        {
+            self.out.resize(len, 0);
         }
         self.out
     }

@@ -151,10 +151,10 @@ impl Codecs {
                 // bound the allocation by what the section declares.
                 dec.set_max_window_size((expected * 2).max(1 << 17));
                 let n = dec.decode_all(payload, out).map_err(|e| SectionError::Zstd(Arc::new(e)))?;
-                if let (Some(found), Some(expected)) = (dec.get_checksum_from_data(), dec.get_calculated_checksum()) {
-                    if found != expected {
-                        return Err(SectionError::ZstdChecksum { expected, found });
-                    }
+                if let (Some(found), Some(expected)) = (dec.get_checksum_from_data(), dec.get_calculated_checksum())
+                    && found != expected
+                {
+                    return Err(SectionError::ZstdChecksum { expected, found });
                 }
                 n
             }
@@ -246,7 +246,7 @@ pub(crate) fn decrypt_section(
         let c = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
         p += 8;
         let available = payload.len() - p;
-        if e == 0 || e % 16 != 0 || e > available {
+        if e == 0 || !e.is_multiple_of(16) || e > available {
             return Err(SectionError::CipherLength { offset, len: e as u64, available: available as u64 });
         }
         scratch.clear();

@@ -257,7 +257,7 @@ fn parse_params(text: &str) -> Result<SectionFormat, ParamsError> {
 /// Decodes lower- or upper-case hex.
 pub(crate) fn decode_hex(text: &str) -> Option<Vec<u8>> {
     let bytes = text.as_bytes();
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return None;
     }
     let nibble = |b: u8| match b {

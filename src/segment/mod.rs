@@ -108,14 +108,10 @@ impl<D: AsRef<[u8]>> Segment<D> {
             loc = loc.with_segment(n.id);
         }
         let descriptor = Descriptor::parse(data.as_ref(), &loc)?;
-        if let Some(n) = name {
-            if n.version != descriptor.version {
-                return Err(Error::VersionMismatch {
-                    loc: loc.at_file(0),
-                    name: n.version,
-                    header: descriptor.version,
-                });
-            }
+        if let Some(n) = name
+            && n.version != descriptor.version
+        {
+            return Err(Error::VersionMismatch { loc: loc.at_file(0), name: n.version, header: descriptor.version });
         }
         Ok(Segment { data, descriptor, path, name })
     }
@@ -154,14 +150,15 @@ impl<D: AsRef<[u8]>> Segment<D> {
     /// is encrypted and `opts` has no usable key for it, or in strict mode
     /// when the file name and header disagree on the id.
     pub fn reader(&self, opts: &ReadOptions) -> Result<SegmentReader<'_>, Error> {
-        if let (Some(name), true) = (self.name, opts.is_strict()) {
-            if name.id != self.descriptor.id {
-                return Err(Error::IdMismatch {
-                    loc: Location::file(self.path.clone()).with_segment(self.descriptor.id).at_file(4),
-                    name: name.id,
-                    header: self.descriptor.id,
-                });
-            }
+        if let Some(name) = self.name
+            && opts.is_strict()
+            && name.id != self.descriptor.id
+        {
+            return Err(Error::IdMismatch {
+                loc: Location::file(self.path.clone()).with_segment(self.descriptor.id).at_file(4),
+                name: name.id,
+                header: self.descriptor.id,
+            });
         }
         SegmentReader::new(self.data.as_ref(), &self.descriptor, self.path.clone(), opts)
     }

@@ -423,7 +423,7 @@ pub enum Item<'r> {
 pub(crate) enum Cipher {
     Plain,
     Codec(Compression),
-    Encrypted { key: AesKey, iv: [u8; 16] },
+    Encrypted { key: Box<AesKey>, iv: [u8; 16] },
 }
 
 /// Where the current section's entries are.
@@ -455,7 +455,8 @@ struct Found {
 enum Event {
     Section(Section),
     Entry(Found),
-    Loss(Loss),
+    /// The loss is in `SegmentReader::lost`.
+    Loss,
 }
 
 /// A fallible, lending walk over one segment's sections and entries.
@@ -477,7 +478,10 @@ pub struct SegmentReader<'a> {
     logical: u64,
     index: u32,
     current: Option<Current>,
+    /// A section lost while opening it, to report before anything else.
     pending: Option<Loss>,
+    /// The loss the last `Event::Loss` reported.
+    lost: Option<Loss>,
     buf: Vec<u8>,
     scratch: Vec<u8>,
     codecs: Codecs,
@@ -506,7 +510,7 @@ impl<'a> SegmentReader<'a> {
                     alias: enc.key_alias.clone(),
                     len: key.len(),
                 })?;
-                Cipher::Encrypted { key, iv: enc.iv }
+                Cipher::Encrypted { key: Box::new(key), iv: enc.iv }
             }
         };
         let header_len = descriptor.header_len;
@@ -524,6 +528,7 @@ impl<'a> SegmentReader<'a> {
             index: 0,
             current: None,
             pending: None,
+            lost: None,
             buf: Vec::new(),
             scratch: Vec::new(),
             codecs: Codecs::default(),
@@ -554,7 +559,7 @@ impl<'a> SegmentReader<'a> {
         Ok(match self.advance()? {
             None => None,
             Some(Event::Section(s)) => Some(Item::Section(s)),
-            Some(Event::Loss(l)) => Some(Item::Loss(l)),
+            Some(Event::Loss) => Some(Item::Loss(self.lost.clone().expect("a reported loss"))),
             Some(Event::Entry(f)) => Some(Item::Entry(self.resolve(f))),
         })
     }
@@ -593,12 +598,15 @@ impl<'a> SegmentReader<'a> {
     fn advance(&mut self) -> Result<Option<Event>, Error> {
         loop {
             if let Some(loss) = self.pending.take() {
-                return self.report(loss).map(|l| Some(Event::Loss(l)));
+                return self.report(loss).map(|()| Some(Event::Loss));
             }
             if self.current.is_some() {
                 match self.step_entry() {
                     Step::Entry(f) => return Ok(Some(Event::Entry(f))),
-                    Step::Loss(loss) => return self.report(loss).map(|l| Some(Event::Loss(l))),
+                    Step::Loss => {
+                        let loss = self.lost.take().expect("a stepped loss");
+                        return self.report(loss).map(|()| Some(Event::Loss));
+                    }
                     Step::Skip => continue,
                     Step::SectionDone => {
                         self.current = None;
@@ -628,8 +636,9 @@ impl<'a> SegmentReader<'a> {
         }
     }
 
-    /// Records a loss (or, in strict mode, turns it into the error).
-    fn report(&mut self, loss: Loss) -> Result<Loss, Error> {
+    /// Records a loss (or, in strict mode, turns it into the error) and
+    /// keeps it for `next` to return.
+    fn report(&mut self, loss: Loss) -> Result<(), Error> {
         if self.strict {
             self.done = true;
             self.current = None;
@@ -645,7 +654,8 @@ impl<'a> SegmentReader<'a> {
         } else {
             self.summary.losses_not_kept += 1;
         }
-        Ok(loss)
+        self.lost = Some(loss);
+        Ok(())
     }
 
     /// Reads the next entry of the current section.
@@ -669,13 +679,14 @@ impl<'a> SegmentReader<'a> {
         let segment_id = self.id;
         // Everything from here to the end of the section is lost, unless the
         // caller has already consumed it.
-        let rest_lost = |cur: &mut Current, kind: LossKind, after: Option<u64>| {
+        let rest_lost = |cur: &mut Current, lost: &mut Option<Loss>, kind: LossKind, after: Option<u64>| {
             cur.off = len;
             let end = section.content_start + len as u64;
             if after.is_some_and(|a| end <= a) {
                 return Step::SectionDone;
             }
-            Step::Loss(Loss { segment_id, section_file_offset: section.file_offset, file_offset, start, end, kind })
+            *lost = Some(Loss { segment_id, section_file_offset: section.file_offset, file_offset, start, end, kind });
+            Step::Loss
         };
         let size = match rem.first_chunk::<4>() {
             Some(b) => u32::from_be_bytes(*b),
@@ -684,7 +695,7 @@ impl<'a> SegmentReader<'a> {
                 cur.off = len;
                 return Step::SectionDone;
             }
-            None => return rest_lost(cur, LossKind::StrayBytes { len: rem.len() as u64 }, self.after),
+            None => return rest_lost(cur, &mut self.lost, LossKind::StrayBytes { len: rem.len() as u64 }, self.after),
         };
         if size == 0 {
             // Cassandra's legacy end-of-segment marker: the rest should be padding.
@@ -692,38 +703,55 @@ impl<'a> SegmentReader<'a> {
                 cur.off = len;
                 return Step::SectionDone;
             }
-            return rest_lost(cur, LossKind::StrayBytes { len: rem.len() as u64 }, self.after);
+            return rest_lost(cur, &mut self.lost, LossKind::StrayBytes { len: rem.len() as u64 }, self.after);
         }
         if size < MIN_MUTATION_SIZE {
-            return rest_lost(cur, LossKind::InvalidSize { size }, self.after);
+            return rest_lost(cur, &mut self.lost, LossKind::InvalidSize { size }, self.after);
         }
         let needed = size as usize + ENTRY_OVERHEAD;
         let Some(stored_size_crc) = rem.get(4..8).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])) else {
             let kind = LossKind::EntryOverrun { needed: needed as u64, available: rem.len() as u64 };
-            return rest_lost(cur, kind, self.after);
+            return rest_lost(cur, &mut self.lost, kind, self.after);
         };
-        let mut hasher = crc32fast::Hasher::new();
-        hasher.update(&rem[..4]);
-        let size_crc = hasher.clone().finalize();
-        if size_crc != stored_size_crc {
-            let kind = LossKind::SizeCrc { expected: size_crc, found: stored_size_crc };
-            return rest_lost(cur, kind, self.after);
-        }
+        // The size CRC is checked lazily: the mutation CRC continues it, so
+        // seeding the mutation CRC with the *stored* size CRC reproduces the
+        // stored mutation CRC only if the stored size CRC is right (the CRC
+        // register is a bijection of its initial state). The size CRC is
+        // computed on its own only to classify a failure, or where the
+        // mutation CRC is not checked.
+        let size_crc = || crc32fast::hash(&rem[..4]);
         if needed > rem.len() {
-            let kind = LossKind::EntryOverrun { needed: needed as u64, available: rem.len() as u64 };
-            return rest_lost(cur, kind, self.after);
+            let computed = size_crc();
+            let kind = if computed != stored_size_crc {
+                LossKind::SizeCrc { expected: computed, found: stored_size_crc }
+            } else {
+                LossKind::EntryOverrun { needed: needed as u64, available: rem.len() as u64 }
+            };
+            return rest_lost(cur, &mut self.lost, kind, self.after);
         }
-        cur.off = off + needed;
         let position = start + needed as u64;
         if self.after.is_some_and(|a| position <= a) {
+            let computed = size_crc();
+            if computed != stored_size_crc {
+                let kind = LossKind::SizeCrc { expected: computed, found: stored_size_crc };
+                return rest_lost(cur, &mut self.lost, kind, self.after);
+            }
+            cur.off = off + needed;
             return Step::Skip;
         }
         let body = &rem[8..8 + size as usize];
         let stored = u32::from_be_bytes(rem[needed - 4..needed].try_into().expect("4 bytes"));
+        let mut hasher = crc32fast::Hasher::new_with_initial(stored_size_crc);
         hasher.update(body);
         let crc = hasher.finalize();
         if crc != stored {
-            return Step::Loss(Loss {
+            let computed = size_crc();
+            if computed != stored_size_crc {
+                let kind = LossKind::SizeCrc { expected: computed, found: stored_size_crc };
+                return rest_lost(cur, &mut self.lost, kind, self.after);
+            }
+            cur.off = off + needed;
+            self.lost = Some(Loss {
                 segment_id: self.id,
                 section_file_offset: section.file_offset,
                 file_offset,
@@ -731,7 +759,9 @@ impl<'a> SegmentReader<'a> {
                 end: position,
                 kind: LossKind::MutationCrc { expected: crc, found: stored },
             });
+            return Step::Loss;
         }
+        cur.off = off + needed;
         self.summary.entries += 1;
         let body_start = base + off + 8;
         Step::Entry(Found {
@@ -845,7 +875,8 @@ impl<'a> SegmentReader<'a> {
 
 enum Step {
     Entry(Found),
-    Loss(Loss),
+    /// The loss is in `SegmentReader::lost`.
+    Loss,
     Skip,
     SectionDone,
 }

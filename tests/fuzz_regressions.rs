@@ -1,0 +1,45 @@
+//! Replays every input saved under `fuzz/regressions/<target>/` (crashes the
+//! fuzzer found, kept after the fix, named after what broke) and the
+//! repository's own fixtures through the fuzz targets' code.
+
+#[path = "../fuzz/harness/mod.rs"]
+mod harness;
+
+use std::path::Path;
+
+fn replay(target: &str, run: fn(&[u8])) -> usize {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions").join(target);
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            continue;
+        }
+        let data = std::fs::read(&path).unwrap();
+        eprintln!("replaying {}", path.display());
+        run(&data);
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn segment_regressions() {
+    replay("segment", harness::segment);
+    // The fixtures, whole and cut at every offset, through the same checks.
+    let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+    for entry in std::fs::read_dir(testdata).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "log") {
+            let data = std::fs::read(&path).unwrap();
+            for cut in (0..data.len().min(1200)).chain([data.len()]) {
+                harness::segment(&data[..cut]);
+            }
+        }
+    }
+}
+
+#[test]
+fn sections_regressions() {
+    replay("sections", harness::sections);
+}
