@@ -19,6 +19,7 @@
 pub mod builder;
 pub mod cdc;
 pub mod location;
+pub mod schema;
 pub mod segment;
 
 pub use location::Location;

@@ -1,0 +1,482 @@
+//! Tables, their columns and dropped columns, and the schema that finds a
+//! table by the id every partition update carries.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::types::{CqlType, UserType};
+
+/// Clustering order of a clustering column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Order {
+    /// Ascending (the default).
+    Asc,
+    /// Descending (`CLUSTERING ORDER BY (c DESC)`).
+    Desc,
+}
+
+/// What a column is in its table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ColumnKind {
+    /// Part of the partition key.
+    PartitionKey,
+    /// A clustering column.
+    Clustering(Order),
+    /// A static column.
+    Static,
+    /// A regular column.
+    Regular,
+}
+
+/// A column of a table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Column {
+    /// Name (as stored: case kept for quoted names, lower case otherwise).
+    pub name: String,
+    /// Type.
+    pub ty: CqlType,
+    /// Role in the table.
+    pub kind: ColumnKind,
+    /// When a column of this name was last dropped (microseconds), if it
+    /// was dropped and added again: its cells written at or before then
+    /// are dropped data.
+    pub dropped_at: Option<i64>,
+}
+
+/// A column that was dropped: mutations written before the drop still carry it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DroppedColumn {
+    /// Name.
+    pub name: String,
+    /// Type it had.
+    pub ty: CqlType,
+    /// Drop time, in microseconds (the `USING TIMESTAMP` of the `DROP`).
+    pub dropped_at: i64,
+    /// Whether it was a static column.
+    pub is_static: bool,
+}
+
+/// Where a column name of a partition update's header points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ColumnRef {
+    /// A current column (index in `Table::columns`).
+    Current(u16),
+    /// A dropped column no longer in the table (index in `Table::dropped`).
+    Dropped(u16),
+}
+
+/// A table: columns, primary key, id and dropped columns.
+#[derive(Clone, Debug)]
+pub struct Table {
+    /// Keyspace.
+    pub keyspace: String,
+    /// Name.
+    pub name: String,
+    /// Table id (`system_schema.tables.id`, `WITH ID = ...`).
+    pub id: Uuid,
+    /// Current columns in declaration order.
+    pub columns: Vec<Column>,
+    /// Columns dropped from the table.
+    pub dropped: Vec<DroppedColumn>,
+    partition_key: Vec<u16>,
+    clustering: Vec<u16>,
+    by_name: HashMap<Box<[u8]>, ColumnRef>,
+}
+
+impl PartialEq for Table {
+    fn eq(&self, other: &Self) -> bool {
+        self.keyspace == other.keyspace
+            && self.name == other.name
+            && self.id == other.id
+            && self.columns == other.columns
+            && self.dropped == other.dropped
+    }
+}
+
+/// Why a table or schema could not be built as asked.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TableError {
+    /// Two columns share a name.
+    #[error("table {table}: column {column:?} is declared twice")]
+    DuplicateColumn {
+        /// The table.
+        table: String,
+        /// The column.
+        column: String,
+    },
+    /// A primary key names a column the table does not have.
+    #[error("table {table}: primary key column {column:?} is not declared")]
+    UnknownKeyColumn {
+        /// The table.
+        table: String,
+        /// The column.
+        column: String,
+    },
+    /// No partition key.
+    #[error("table {table}: no partition key")]
+    NoPartitionKey {
+        /// The table.
+        table: String,
+    },
+    /// More columns than a mutation can address.
+    #[error("table {table}: {count} columns (at most 65535)")]
+    TooManyColumns {
+        /// The table.
+        table: String,
+        /// How many.
+        count: usize,
+    },
+    /// No such table to amend.
+    #[error("no table {keyspace}.{table}")]
+    NoSuchTable {
+        /// Keyspace.
+        keyspace: String,
+        /// Table.
+        table: String,
+    },
+    /// No such column to drop.
+    #[error("table {table}: no column {column:?} to drop")]
+    NoSuchColumn {
+        /// The table.
+        table: String,
+        /// The column.
+        column: String,
+    },
+}
+
+impl Table {
+    /// Starts a table definition.
+    pub fn builder(keyspace: impl Into<String>, name: impl Into<String>) -> TableBuilder {
+        TableBuilder {
+            keyspace: keyspace.into(),
+            name: name.into(),
+            id: Uuid::nil(),
+            columns: Vec::new(),
+            partition_key: Vec::new(),
+            clustering: Vec::new(),
+            dropped: Vec::new(),
+        }
+    }
+
+    /// Partition key columns, in key order.
+    pub fn partition_key(&self) -> impl ExactSizeIterator<Item = &Column> + '_ {
+        self.partition_key.iter().map(|&i| &self.columns[i as usize])
+    }
+
+    /// Clustering columns, in clustering order.
+    pub fn clustering(&self) -> impl ExactSizeIterator<Item = &Column> + '_ {
+        self.clustering.iter().map(|&i| &self.columns[i as usize])
+    }
+
+    /// Number of clustering columns.
+    pub fn clustering_len(&self) -> usize {
+        self.clustering.len()
+    }
+
+    /// The `i`-th clustering column.
+    pub fn clustering_column(&self, i: usize) -> Option<&Column> {
+        self.clustering.get(i).map(|&c| &self.columns[c as usize])
+    }
+
+    /// The `i`-th partition key column.
+    pub fn partition_key_column(&self, i: usize) -> Option<&Column> {
+        self.partition_key.get(i).map(|&c| &self.columns[c as usize])
+    }
+
+    /// Number of partition key columns.
+    pub fn partition_key_len(&self) -> usize {
+        self.partition_key.len()
+    }
+
+    /// A current column by name.
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        match self.by_name.get(name.as_bytes()) {
+            Some(ColumnRef::Current(i)) => Some(&self.columns[*i as usize]),
+            _ => None,
+        }
+    }
+
+    /// A column name of a mutation header: a current column, or a dropped one.
+    pub(crate) fn resolve(&self, name: &[u8]) -> Option<ColumnRef> {
+        self.by_name.get(name).copied()
+    }
+
+    /// Records that `name` was dropped at `dropped_at` (microseconds), as
+    /// `ALTER TABLE ... DROP name USING TIMESTAMP dropped_at` does.
+    pub fn drop_column(&mut self, name: &str, dropped_at: i64) -> Result<(), TableError> {
+        let i = self
+            .columns
+            .iter()
+            .position(|c| c.name == name && matches!(c.kind, ColumnKind::Regular | ColumnKind::Static));
+        let Some(i) = i else {
+            return Err(TableError::NoSuchColumn { table: self.name.clone(), column: name.to_owned() });
+        };
+        let c = self.columns.remove(i);
+        self.dropped.retain(|d| d.name != name);
+        self.dropped.push(DroppedColumn {
+            name: c.name,
+            ty: c.ty,
+            dropped_at,
+            is_static: c.kind == ColumnKind::Static,
+        });
+        self.index()
+    }
+
+    /// Adds a dropped column (one the schema text no longer shows).
+    pub fn add_dropped_column(&mut self, dropped: DroppedColumn) -> Result<(), TableError> {
+        self.dropped.retain(|d| d.name != dropped.name);
+        self.dropped.push(dropped);
+        self.index()
+    }
+
+    /// Adds a regular or static column (`ALTER TABLE ... ADD`).
+    pub fn add_column(&mut self, name: impl Into<String>, ty: CqlType, is_static: bool) -> Result<(), TableError> {
+        let name = name.into();
+        if self.columns.iter().any(|c| c.name == name) {
+            return Err(TableError::DuplicateColumn { table: self.name.clone(), column: name });
+        }
+        let kind = if is_static { ColumnKind::Static } else { ColumnKind::Regular };
+        self.columns.push(Column { name, ty, kind, dropped_at: None });
+        self.index()
+    }
+
+    /// Rebuilds the key positions and the name index after a change.
+    fn index(&mut self) -> Result<(), TableError> {
+        if self.columns.len() + self.dropped.len() > u16::MAX as usize {
+            return Err(TableError::TooManyColumns {
+                table: self.name.clone(),
+                count: self.columns.len() + self.dropped.len(),
+            });
+        }
+        for c in &mut self.columns {
+            c.dropped_at = self.dropped.iter().filter(|d| d.name == c.name).map(|d| d.dropped_at).max();
+        }
+        let mut by_name = HashMap::new();
+        for (i, d) in self.dropped.iter().enumerate() {
+            by_name.insert(d.name.as_bytes().into(), ColumnRef::Dropped(i as u16));
+        }
+        // A current column shadows a dropped one of the same name (re-added).
+        for (i, c) in self.columns.iter().enumerate() {
+            by_name.insert(c.name.as_bytes().into(), ColumnRef::Current(i as u16));
+        }
+        self.by_name = by_name;
+        Ok(())
+    }
+}
+
+/// Builds a [`Table`] in code.
+///
+/// ```
+/// use cassandra_commitlog::schema::{CqlType, Order, Table};
+///
+/// let table = Table::builder("Keyspace1", "Standard1")
+///     .id("6c622920-f980-11e4-b8a0-e7d448d5e26d".parse().unwrap())
+///     .partition_key("key", CqlType::Ascii)
+///     .clustering("col", CqlType::Ascii, Order::Asc)
+///     .regular("val", CqlType::Blob)
+///     .build()
+///     .unwrap();
+/// assert_eq!(table.clustering_len(), 1);
+/// ```
+#[derive(Clone, Debug)]
+pub struct TableBuilder {
+    keyspace: String,
+    name: String,
+    id: Uuid,
+    columns: Vec<(String, CqlType, ColumnKind)>,
+    partition_key: Vec<String>,
+    clustering: Vec<String>,
+    dropped: Vec<DroppedColumn>,
+}
+
+impl TableBuilder {
+    /// Sets the table id.
+    pub fn id(mut self, id: Uuid) -> Self {
+        self.id = id;
+        self
+    }
+
+    /// Adds a partition key column (in key order).
+    pub fn partition_key(mut self, name: impl Into<String>, ty: CqlType) -> Self {
+        let name = name.into();
+        self.partition_key.push(name.clone());
+        self.columns.push((name, ty, ColumnKind::PartitionKey));
+        self
+    }
+
+    /// Adds a clustering column (in clustering order).
+    pub fn clustering(mut self, name: impl Into<String>, ty: CqlType, order: Order) -> Self {
+        let name = name.into();
+        self.clustering.push(name.clone());
+        self.columns.push((name, ty, ColumnKind::Clustering(order)));
+        self
+    }
+
+    /// Adds a regular column.
+    pub fn regular(mut self, name: impl Into<String>, ty: CqlType) -> Self {
+        self.columns.push((name.into(), ty, ColumnKind::Regular));
+        self
+    }
+
+    /// Adds a static column.
+    pub fn static_column(mut self, name: impl Into<String>, ty: CqlType) -> Self {
+        self.columns.push((name.into(), ty, ColumnKind::Static));
+        self
+    }
+
+    /// Adds a dropped column.
+    pub fn dropped(mut self, dropped: DroppedColumn) -> Self {
+        self.dropped.push(dropped);
+        self
+    }
+
+    /// Checks and builds the table.
+    pub fn build(self) -> Result<Table, TableError> {
+        let mut columns: Vec<Column> = Vec::with_capacity(self.columns.len());
+        for (name, ty, kind) in self.columns {
+            if columns.iter().any(|c| c.name == name) {
+                return Err(TableError::DuplicateColumn { table: self.name, column: name });
+            }
+            columns.push(Column { name, ty, kind, dropped_at: None });
+        }
+        let position = |name: &String| {
+            columns
+                .iter()
+                .position(|c| &c.name == name)
+                .map(|i| i as u16)
+                .ok_or_else(|| TableError::UnknownKeyColumn { table: self.name.clone(), column: name.clone() })
+        };
+        let partition_key = self.partition_key.iter().map(position).collect::<Result<Vec<_>, _>>()?;
+        let clustering = self.clustering.iter().map(position).collect::<Result<Vec<_>, _>>()?;
+        if partition_key.is_empty() {
+            return Err(TableError::NoPartitionKey { table: self.name });
+        }
+        let mut table = Table {
+            keyspace: self.keyspace,
+            name: self.name,
+            id: self.id,
+            columns,
+            dropped: self.dropped,
+            partition_key,
+            clustering,
+            by_name: HashMap::new(),
+        };
+        table.index()?;
+        Ok(table)
+    }
+}
+
+/// Keyspaces, user types and tables, found by table id.
+#[derive(Clone, Debug, Default)]
+pub struct Schema {
+    keyspaces: Vec<String>,
+    types: Vec<Arc<UserType>>,
+    tables: Vec<Table>,
+    by_id: HashMap<Uuid, u32>,
+}
+
+impl Schema {
+    /// An empty schema.
+    pub fn new() -> Schema {
+        Schema::default()
+    }
+
+    /// Adds a keyspace name.
+    pub fn add_keyspace(&mut self, name: impl Into<String>) {
+        let name = name.into();
+        if !self.keyspaces.contains(&name) {
+            self.keyspaces.push(name);
+        }
+    }
+
+    /// Keyspace names, in the order added.
+    pub fn keyspaces(&self) -> &[String] {
+        &self.keyspaces
+    }
+
+    /// Adds (or replaces, by keyspace and name) a user type.
+    pub fn add_type(&mut self, ty: UserType) -> Arc<UserType> {
+        let ty = Arc::new(ty);
+        self.types.retain(|t| !(t.keyspace == ty.keyspace && t.name == ty.name));
+        self.types.push(ty.clone());
+        ty
+    }
+
+    /// A user type by keyspace and name.
+    pub fn user_type(&self, keyspace: &str, name: &str) -> Option<&Arc<UserType>> {
+        self.types.iter().find(|t| t.keyspace == keyspace && t.name == name)
+    }
+
+    /// Adds a table. A table of the same keyspace and name is replaced only
+    /// when it has the same id; tables of other ids (a table dropped and
+    /// created again) are all kept, since segments hold mutations of both.
+    pub fn add_table(&mut self, table: Table) {
+        if let Some(&i) = self.by_id.get(&table.id) {
+            self.tables[i as usize] = table;
+            return;
+        }
+        self.by_id.insert(table.id, self.tables.len() as u32);
+        self.tables.push(table);
+    }
+
+    /// The table a partition update's id names.
+    pub fn table_by_id(&self, id: &Uuid) -> Option<&Table> {
+        self.by_id.get(id).map(|&i| &self.tables[i as usize])
+    }
+
+    pub(crate) fn table_index(&self, id: &Uuid) -> Option<u32> {
+        self.by_id.get(id).copied()
+    }
+
+    pub(crate) fn table_at(&self, index: u32) -> &Table {
+        &self.tables[index as usize]
+    }
+
+    /// The most recently added table of that keyspace and name.
+    pub fn table(&self, keyspace: &str, name: &str) -> Option<&Table> {
+        self.tables.iter().rev().find(|t| t.keyspace == keyspace && t.name == name)
+    }
+
+    /// Every table.
+    pub fn tables(&self) -> impl ExactSizeIterator<Item = &Table> + '_ {
+        self.tables.iter()
+    }
+
+    /// Amends a table in place (drop or add a column, add a dropped column);
+    /// the table keeps its id. Use [`set_table_id`](Self::set_table_id) to change it.
+    pub fn amend_table<T>(
+        &mut self,
+        keyspace: &str,
+        name: &str,
+        change: impl FnOnce(&mut Table) -> Result<T, TableError>,
+    ) -> Result<T, TableError> {
+        let i = self
+            .tables
+            .iter()
+            .rposition(|t| t.keyspace == keyspace && t.name == name)
+            .ok_or_else(|| TableError::NoSuchTable { keyspace: keyspace.to_owned(), table: name.to_owned() })?;
+        let id = self.tables[i].id;
+        let out = change(&mut self.tables[i])?;
+        self.tables[i].id = id;
+        Ok(out)
+    }
+
+    /// Gives a table a new id (for example the id a replayed capture forces).
+    pub fn set_table_id(&mut self, keyspace: &str, name: &str, id: Uuid) -> Result<(), TableError> {
+        let i = self
+            .tables
+            .iter()
+            .rposition(|t| t.keyspace == keyspace && t.name == name)
+            .ok_or_else(|| TableError::NoSuchTable { keyspace: keyspace.to_owned(), table: name.to_owned() })?;
+        let old = self.tables[i].id;
+        if self.by_id.get(&old) == Some(&(i as u32)) {
+            self.by_id.remove(&old);
+        }
+        self.tables[i].id = id;
+        self.by_id.insert(id, i as u32);
+        Ok(())
+    }
+}
