@@ -6,6 +6,11 @@
 //! - [`segment`]: file names, descriptors, sync markers, section codecs
 //!   (LZ4, Snappy, Deflate, Zstd, Noop, AES/CBC encryption) and entries, each
 //!   with its logical position; damage is reported as values, never panics.
+//! - [`mutation`]: an entry's bytes decoded into partition updates, rows,
+//!   cells, deletions and range tombstones, zero-copy.
+//! - [`schema`]: CQL types and tables (from `DESCRIBE ... WITH INTERNALS`
+//!   text or built in code), found by table id.
+//! - [`value`]: typed CQL values borrowed from the segment, and their JSON.
 //! - [`cdc`]: `_cdc.idx` files and reading only what Cassandra says is durable.
 //! - [`builder`]: the encoder behind the tests and fixtures, public for yours.
 //!
@@ -19,7 +24,9 @@
 pub mod builder;
 pub mod cdc;
 pub mod location;
+pub mod mutation;
 pub mod schema;
 pub mod segment;
+pub mod value;
 
 pub use location::Location;

@@ -1,0 +1,16 @@
+//! Stage 2: mutations. A [`Decoder`] turns an entry's bytes into partition
+//! updates, rows, cells and range tombstones (format spec §7–§9), viewed
+//! through [`Mutation`] and kept with [`OwnedMutation`]. The [`vint`] module
+//! has Cassandra's variable-length integers.
+
+mod decode;
+mod error;
+mod json;
+mod owned;
+mod view;
+pub mod vint;
+
+pub use decode::{Context, DELETION_TIME_EPOCH, Decoder, DeletionTime, Liveness, TIMESTAMP_EPOCH, Undecodable};
+pub use error::{DecodeError, MutationError};
+pub use owned::OwnedMutation;
+pub use view::{Bound, Cell, CellPath, ColumnData, Mutation, PartitionUpdate, RangeTombstone, Row, RowDeletion};

@@ -1,0 +1,476 @@
+//! Views over a decoded mutation: partition updates, rows, columns, cells,
+//! range tombstones. Everything borrows the mutation bytes, the decoder's
+//! records and the schema; values are decoded when asked for.
+
+use uuid::Uuid;
+
+use super::decode::{
+    CELL_HAS_EMPTY_VALUE, CELL_IS_DELETED, CELL_IS_EXPIRING, CellRec, ColRec, Context, DeletionTime, Liveness, Records,
+    RowRec, RtRec, UpdateRec, column_type,
+};
+use crate::schema::{Column, ColumnRef, CqlType, Schema, Table};
+use crate::value::{CounterContext, Value, ValueError};
+
+/// A decoded mutation: one or more partition updates of one keyspace and
+/// one partition key.
+#[derive(Clone, Copy)]
+pub struct Mutation<'d> {
+    pub(crate) bytes: &'d [u8],
+    pub(crate) rec: &'d Records,
+    pub(crate) schema: &'d Schema,
+    pub(crate) ctx: &'d Context,
+}
+
+impl std::fmt::Debug for Mutation<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mutation")
+            .field("segment_id", &self.ctx.segment_id)
+            .field("position", &self.ctx.position)
+            .field("updates", &self.rec.updates.len())
+            .finish()
+    }
+}
+
+impl<'d> Mutation<'d> {
+    /// Where the mutation is.
+    pub fn context(&self) -> &'d Context {
+        self.ctx
+    }
+
+    /// Segment id.
+    pub fn segment_id(&self) -> i64 {
+        self.ctx.segment_id
+    }
+
+    /// Commit-log position (the logical offset just past the entry).
+    pub fn position(&self) -> u64 {
+        self.ctx.position
+    }
+
+    /// The serialized mutation.
+    pub fn bytes(&self) -> &'d [u8] {
+        self.bytes
+    }
+
+    /// The keyspace of its tables (`None` when no update was decoded).
+    pub fn keyspace(&self) -> Option<&'d str> {
+        self.updates().next().map(|u| u.table().keyspace.as_str())
+    }
+
+    /// The partition updates (one per table).
+    pub fn updates(&self) -> impl ExactSizeIterator<Item = PartitionUpdate<'d>> + 'd {
+        let m = *self;
+        self.rec.updates.iter().map(move |rec| PartitionUpdate { m, rec })
+    }
+}
+
+/// The changes of one mutation to one table's partition.
+#[derive(Clone, Copy)]
+pub struct PartitionUpdate<'d> {
+    m: Mutation<'d>,
+    rec: &'d UpdateRec,
+}
+
+impl<'d> PartitionUpdate<'d> {
+    /// The table.
+    pub fn table(&self) -> &'d Table {
+        self.m.schema.table_at(self.rec.table)
+    }
+
+    /// The table id as written.
+    pub fn table_id(&self) -> Uuid {
+        self.rec.table_id
+    }
+
+    /// The serialized partition key (format spec §9.4).
+    pub fn partition_key_bytes(&self) -> &'d [u8] {
+        self.rec.key.get(self.m.bytes)
+    }
+
+    /// The partition key's columns and values, in key order.
+    pub fn partition_key(&self) -> Result<Vec<(&'d Column, Value<'d>)>, ValueError> {
+        let table = self.table();
+        let key = self.partition_key_bytes();
+        if table.partition_key_len() == 1 {
+            let col = table.partition_key_column(0).expect("one key column");
+            return Ok(vec![(col, Value::decode(&col.ty, key)?)]);
+        }
+        // Composite: u16 length, bytes, end-of-component byte, per column.
+        let mut out = Vec::with_capacity(table.partition_key_len());
+        let mut at = 0;
+        for col in table.partition_key() {
+            let len = key.get(at..at + 2).ok_or(ValueError::Truncated { ty: "partition key", at })?;
+            let len = u16::from_be_bytes([len[0], len[1]]) as usize;
+            let v = key.get(at + 2..at + 2 + len).ok_or(ValueError::Truncated { ty: "partition key", at })?;
+            if key.get(at + 2 + len).is_none() {
+                return Err(ValueError::Truncated { ty: "partition key", at: at + 2 + len });
+            }
+            out.push((col, Value::decode(&col.ty, v)?));
+            at += 3 + len;
+        }
+        if at != key.len() {
+            return Err(ValueError::Trailing { ty: "partition key", len: key.len() - at });
+        }
+        Ok(out)
+    }
+
+    /// The partition deletion, if any.
+    pub fn partition_deletion(&self) -> Option<DeletionTime> {
+        self.rec.deletion
+    }
+
+    /// Every row: the static row first when there is one.
+    pub fn all_rows(&self) -> impl ExactSizeIterator<Item = Row<'d>> + 'd {
+        let (m, table) = (self.m, self.table());
+        self.m.rec.rows[self.rec.rows.idx()].iter().map(move |rec| Row { m, rec, table })
+    }
+
+    /// The static row, if the update has one.
+    pub fn static_row(&self) -> Option<Row<'d>> {
+        self.all_rows().next().filter(Row::is_static)
+    }
+
+    /// The rows with a clustering (every row but the static one).
+    pub fn rows(&self) -> impl Iterator<Item = Row<'d>> + 'd {
+        self.all_rows().filter(|r| !r.is_static())
+    }
+
+    /// The range tombstones, in clustering order.
+    pub fn range_tombstones(&self) -> impl ExactSizeIterator<Item = RangeTombstone<'d>> + 'd {
+        let (m, table) = (self.m, self.table());
+        self.m.rec.rts[self.rec.rts.idx()].iter().map(move |rec| RangeTombstone { m, rec, table })
+    }
+}
+
+/// Clustering values of a row or a bound: `None` for a null value.
+fn clustering_values<'d>(
+    m: Mutation<'d>,
+    table: &'d Table,
+    range: super::decode::Range,
+) -> impl ExactSizeIterator<Item = (&'d Column, Option<Result<Value<'d>, ValueError>>)> + 'd {
+    m.rec.clustering[range.idx()].iter().enumerate().map(move |(i, span)| {
+        let col = table.clustering_column(i).expect("decoded within clustering_len");
+        (col, span.map(|s| Value::decode(&col.ty, s.get(m.bytes))))
+    })
+}
+
+/// A row deletion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RowDeletion {
+    /// When.
+    pub time: DeletionTime,
+    /// Whether it is shadowable (materialized views): ignored where the
+    /// row's liveness is newer.
+    pub shadowable: bool,
+}
+
+/// A row: static, or identified by its clustering.
+#[derive(Clone, Copy)]
+pub struct Row<'d> {
+    m: Mutation<'d>,
+    rec: &'d RowRec,
+    table: &'d Table,
+}
+
+impl<'d> Row<'d> {
+    /// Whether this is the partition's static row.
+    pub fn is_static(&self) -> bool {
+        self.rec.is_static
+    }
+
+    /// Clustering columns and values (`None` for a null value); empty for
+    /// the static row and for tables without clustering columns.
+    pub fn clustering(
+        &self,
+    ) -> impl ExactSizeIterator<Item = (&'d Column, Option<Result<Value<'d>, ValueError>>)> + 'd {
+        clustering_values(self.m, self.table, self.rec.clustering)
+    }
+
+    /// The clustering values' bytes (`None` for a null value).
+    pub fn clustering_bytes(&self) -> impl ExactSizeIterator<Item = Option<&'d [u8]>> + 'd {
+        let bytes = self.m.bytes;
+        self.m.rec.clustering[self.rec.clustering.idx()].iter().map(move |s| s.map(|s| s.get(bytes)))
+    }
+
+    /// Primary-key liveness (`INSERT` writes it, `UPDATE` does not).
+    pub fn liveness(&self) -> Option<Liveness> {
+        self.rec.liveness
+    }
+
+    /// The row deletion, if any.
+    pub fn deletion(&self) -> Option<RowDeletion> {
+        self.rec.deletion.map(|time| RowDeletion { time, shadowable: self.rec.shadowable })
+    }
+
+    /// The columns the row carries, in the mutation's column order.
+    pub fn columns(&self) -> impl ExactSizeIterator<Item = ColumnData<'d>> + 'd {
+        let (m, table) = (self.m, self.table);
+        self.m.rec.cols[self.rec.cols.idx()].iter().map(move |rec| ColumnData { m, rec, table })
+    }
+
+    /// Number of cells (simple cells, and each element cell of complex columns).
+    pub fn cell_count(&self) -> usize {
+        self.columns().map(|c| c.cells().len()).sum()
+    }
+}
+
+/// A column of a row: one cell, or for a non-frozen collection or UDT its
+/// element cells and complex deletion.
+#[derive(Clone, Copy)]
+pub struct ColumnData<'d> {
+    m: Mutation<'d>,
+    rec: &'d ColRec,
+    table: &'d Table,
+}
+
+impl<'d> ColumnData<'d> {
+    /// The column's name.
+    pub fn name(&self) -> &'d str {
+        match self.rec.col {
+            ColumnRef::Current(i) => &self.table.columns[i as usize].name,
+            ColumnRef::Dropped(i) => &self.table.dropped[i as usize].name,
+        }
+    }
+
+    /// The column's type.
+    pub fn ty(&self) -> &'d CqlType {
+        column_type(self.table, self.rec.col)
+    }
+
+    /// The column, when it is a current column of the table.
+    pub fn column(&self) -> Option<&'d Column> {
+        match self.rec.col {
+            ColumnRef::Current(i) => Some(&self.table.columns[i as usize]),
+            ColumnRef::Dropped(_) => None,
+        }
+    }
+
+    /// When the column was dropped (microseconds), if it was: cells written
+    /// at or before then are dropped data.
+    pub fn dropped_at(&self) -> Option<i64> {
+        match self.rec.col {
+            ColumnRef::Current(i) => self.table.columns[i as usize].dropped_at,
+            ColumnRef::Dropped(i) => Some(self.table.dropped[i as usize].dropped_at),
+        }
+    }
+
+    /// Whether this is a non-frozen collection or UDT (several cells).
+    pub fn is_complex(&self) -> bool {
+        self.rec.complex
+    }
+
+    /// The complex deletion of a non-frozen collection or UDT (overwriting
+    /// or deleting the whole column).
+    pub fn complex_deletion(&self) -> Option<DeletionTime> {
+        self.rec.deletion
+    }
+
+    /// The cells.
+    pub fn cells(&self) -> impl ExactSizeIterator<Item = Cell<'d>> + 'd {
+        let this = *self;
+        self.m.rec.cells[self.rec.cells.idx()].iter().map(move |rec| Cell { col: this, rec })
+    }
+}
+
+/// Where an element cell of a non-frozen collection or UDT sits.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum CellPath<'d> {
+    /// A list element's time-based id (list order is the order of these ids).
+    ListElement(Uuid),
+    /// A set element (the cell has no value).
+    SetElement(Value<'d>),
+    /// A map key.
+    MapKey(Value<'d>),
+    /// A UDT field: its index, and its name when the schema has it.
+    Field {
+        /// Index in the type.
+        index: i16,
+        /// Name, if the type (as the schema knows it) has that field.
+        name: Option<&'d str>,
+    },
+}
+
+/// One cell.
+#[derive(Clone, Copy)]
+pub struct Cell<'d> {
+    col: ColumnData<'d>,
+    rec: &'d CellRec,
+}
+
+impl<'d> Cell<'d> {
+    /// The column the cell belongs to.
+    pub fn column(&self) -> ColumnData<'d> {
+        self.col
+    }
+
+    /// Write timestamp (microseconds).
+    pub fn timestamp(&self) -> i64 {
+        self.rec.timestamp
+    }
+
+    /// Whether the cell is a tombstone (a deleted value or element).
+    pub fn is_tombstone(&self) -> bool {
+        self.rec.flags & CELL_IS_DELETED != 0
+    }
+
+    /// TTL in seconds and expiry time (seconds since the epoch), if expiring.
+    pub fn expiry(&self) -> Option<(i32, i64)> {
+        (self.rec.flags & CELL_IS_EXPIRING != 0 && !self.is_tombstone()).then_some((self.rec.ttl, self.rec.ldt))
+    }
+
+    /// The local deletion time of a tombstone (seconds since the epoch).
+    pub fn local_deletion_time(&self) -> Option<i64> {
+        self.is_tombstone().then_some(self.rec.ldt)
+    }
+
+    /// Whether the cell is dropped data: its column is no longer in the
+    /// table, or was dropped after the cell was written.
+    pub fn is_dropped(&self) -> bool {
+        self.col.column().is_none() || self.col.dropped_at().is_some_and(|t| self.rec.timestamp <= t)
+    }
+
+    /// The value's bytes (empty for tombstones and set elements).
+    pub fn value_bytes(&self) -> &'d [u8] {
+        self.rec.value.get(self.col.m.bytes)
+    }
+
+    /// Whether the cell carries no value bytes.
+    pub fn has_empty_value(&self) -> bool {
+        self.rec.flags & CELL_HAS_EMPTY_VALUE != 0 || self.rec.value.len == 0
+    }
+
+    /// The path's bytes (element cells of complex columns only).
+    pub fn path_bytes(&self) -> Option<&'d [u8]> {
+        self.col.is_complex().then(|| self.rec.path.get(self.col.m.bytes))
+    }
+
+    /// The type of the value this cell holds: the column type for simple
+    /// cells, the element, map value or field type for element cells
+    /// (`None` for set elements, which carry no value, and unknown fields).
+    pub fn value_type(&self) -> Option<&'d CqlType> {
+        let ty = self.col.ty();
+        if !self.col.is_complex() {
+            return Some(ty);
+        }
+        match ty {
+            CqlType::List { elem, .. } => Some(elem),
+            CqlType::Set { .. } => None,
+            CqlType::Map { value, .. } => Some(value),
+            CqlType::Udt { def, .. } => {
+                let index = self.udt_index()?;
+                def.fields.get(usize::try_from(index).ok()?).map(|(_, t)| t)
+            }
+            _ => None,
+        }
+    }
+
+    fn udt_index(&self) -> Option<i16> {
+        let p = self.path_bytes()?;
+        Some(i16::from_be_bytes(p.try_into().ok()?))
+    }
+
+    /// The cell's value. Tombstones and set elements have none; a
+    /// zero-length value of a type for which that is no value is [`Value::Empty`].
+    pub fn value(&self) -> Option<Result<Value<'d>, ValueError>> {
+        if self.is_tombstone() {
+            return None;
+        }
+        let ty = match self.value_type() {
+            Some(t) => t,
+            None if matches!(self.col.ty(), CqlType::Udt { .. }) => {
+                let index = self.udt_index().unwrap_or(-1);
+                let name = match self.col.ty() {
+                    CqlType::Udt { def, .. } => def.name.clone(),
+                    _ => String::new(),
+                };
+                return Some(Err(ValueError::NoSuchField { ty: name, index }));
+            }
+            None => return None,
+        };
+        Some(Value::decode(ty, self.value_bytes()))
+    }
+
+    /// The counter context of a counter cell.
+    pub fn counter(&self) -> Option<Result<CounterContext<'d>, ValueError>> {
+        (matches!(self.col.ty(), CqlType::Counter) && !self.is_tombstone())
+            .then(|| CounterContext::parse(self.value_bytes()))
+    }
+
+    /// The element cell's path, decoded.
+    pub fn path(&self) -> Option<Result<CellPath<'d>, ValueError>> {
+        let p = self.path_bytes()?;
+        Some(match self.col.ty() {
+            CqlType::List { .. } => p
+                .try_into()
+                .map(|b| CellPath::ListElement(Uuid::from_bytes(b)))
+                .map_err(|_| ValueError::Length { ty: "list cell path", expected: "16", found: p.len() }),
+            CqlType::Set { elem, .. } => Value::decode(elem, p).map(CellPath::SetElement),
+            CqlType::Map { key, .. } => Value::decode(key, p).map(CellPath::MapKey),
+            CqlType::Udt { def, .. } => match <[u8; 2]>::try_from(p) {
+                Ok(b) => {
+                    let index = i16::from_be_bytes(b);
+                    let name = usize::try_from(index).ok().and_then(|i| def.fields.get(i)).map(|(n, _)| n.as_str());
+                    Ok(CellPath::Field { index, name })
+                }
+                Err(_) => Err(ValueError::Length { ty: "UDT cell path", expected: "2", found: p.len() }),
+            },
+            _ => Err(ValueError::Length { ty: "cell path", expected: "none", found: p.len() }),
+        })
+    }
+}
+
+/// One side of a range tombstone.
+#[derive(Clone, Copy)]
+pub struct Bound<'d> {
+    m: Mutation<'d>,
+    table: &'d Table,
+    values: super::decode::Range,
+    inclusive: bool,
+}
+
+impl<'d> Bound<'d> {
+    /// The clustering prefix (shorter than the clustering: a prefix; empty:
+    /// unbounded).
+    pub fn clustering(
+        &self,
+    ) -> impl ExactSizeIterator<Item = (&'d Column, Option<Result<Value<'d>, ValueError>>)> + 'd {
+        clustering_values(self.m, self.table, self.values)
+    }
+
+    /// The prefix values' bytes.
+    pub fn clustering_bytes(&self) -> impl ExactSizeIterator<Item = Option<&'d [u8]>> + 'd {
+        let bytes = self.m.bytes;
+        self.m.rec.clustering[self.values.idx()].iter().map(move |s| s.map(|s| s.get(bytes)))
+    }
+
+    /// Whether the bound includes rows equal to its prefix.
+    pub fn inclusive(&self) -> bool {
+        self.inclusive
+    }
+}
+
+/// A range tombstone: every row between its bounds (in clustering order),
+/// written at or before its deletion's timestamp, is deleted.
+#[derive(Clone, Copy)]
+pub struct RangeTombstone<'d> {
+    m: Mutation<'d>,
+    rec: &'d RtRec,
+    table: &'d Table,
+}
+
+impl<'d> RangeTombstone<'d> {
+    /// The start, in clustering order (on a DESC column it holds the larger value).
+    pub fn start(&self) -> Bound<'d> {
+        Bound { m: self.m, table: self.table, values: self.rec.start.values, inclusive: self.rec.start.inclusive }
+    }
+
+    /// The end, in clustering order.
+    pub fn end(&self) -> Bound<'d> {
+        Bound { m: self.m, table: self.table, values: self.rec.end.values, inclusive: self.rec.end.inclusive }
+    }
+
+    /// The deletion (`None` only for Cassandra's LIVE, which a valid marker never has).
+    pub fn deletion(&self) -> Option<DeletionTime> {
+        self.rec.deletion
+    }
+}
