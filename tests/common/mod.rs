@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod materialize;
+
 use std::path::{Path, PathBuf};
 
 use cassandra_commitlog::segment::{Keys, ReadOptions, SegmentName};
