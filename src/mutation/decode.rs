@@ -146,6 +146,8 @@ pub(crate) struct ColRec {
 
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RowRec {
+    /// Place among the partition's rows and markers (0 for the static row).
+    pub seq: u32,
     pub is_static: bool,
     pub clustering: Range,
     pub liveness: Option<Liveness>,
@@ -167,6 +169,16 @@ pub(crate) struct RtRec {
     pub deletion: Option<DeletionTime>,
 }
 
+/// A range tombstone marker as written.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MarkerRec {
+    pub seq: u32,
+    pub kind: u8,
+    pub values: Range,
+    pub deletion: Option<DeletionTime>,
+    pub start_deletion: Option<DeletionTime>,
+}
+
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct UpdateRec {
     pub table: u32,
@@ -175,6 +187,7 @@ pub(crate) struct UpdateRec {
     pub deletion: Option<DeletionTime>,
     pub rows: Range,
     pub rts: Range,
+    pub markers: Range,
 }
 
 /// The decoded records of one mutation.
@@ -187,6 +200,7 @@ pub(crate) struct Records {
     /// Clustering values: `None` is null, an empty span an empty value.
     pub clustering: Vec<Option<Span>>,
     pub rts: Vec<RtRec>,
+    pub markers: Vec<MarkerRec>,
 }
 
 impl Records {
@@ -197,6 +211,7 @@ impl Records {
         self.cells.clear();
         self.clustering.clear();
         self.rts.clear();
+        self.markers.clear();
     }
 }
 
@@ -234,6 +249,10 @@ pub struct Decoder {
     present: Vec<u32>,
 }
 
+/// What [`Decoder::decode`] gives: the mutation, or (boxed, the rare path)
+/// what could be decoded of it and why the rest could not.
+pub type Decoded<'d> = Result<Mutation<'d>, Box<Undecodable<'d>>>;
+
 /// A mutation that failed to decode: the updates decoded before the failure,
 /// and the error.
 pub struct Undecodable<'d> {
@@ -256,12 +275,7 @@ impl Decoder {
     }
 
     /// Decodes one serialized mutation against `schema`.
-    pub fn decode<'d>(
-        &'d mut self,
-        bytes: &'d [u8],
-        schema: &'d Schema,
-        ctx: Context,
-    ) -> Result<Mutation<'d>, Undecodable<'d>> {
+    pub fn decode<'d>(&'d mut self, bytes: &'d [u8], schema: &'d Schema, ctx: Context) -> Decoded<'d> {
         self.rec.clear();
         self.ctx = ctx;
         let mut p = Parser {
@@ -283,9 +297,10 @@ impl Decoder {
         let m = Mutation { bytes, rec: &self.rec, schema, ctx: &self.ctx };
         match result {
             Ok(()) => Ok(m),
-            Err(error) => {
-                Err(Undecodable { partial: m, error: MutationError { loc: self.ctx.location(), table_id, error } })
-            }
+            Err(error) => Err(Box::new(Undecodable {
+                partial: m,
+                error: MutationError { loc: self.ctx.location(), table_id, error },
+            })),
         }
     }
 
@@ -443,6 +458,7 @@ impl Parser<'_, '_> {
         }
         let rows_start = self.rec.rows.len() as u32;
         let rts_start = self.rec.rts.len() as u32;
+        let markers_start = self.rec.markers.len() as u32;
         let mut deletion = None;
         if flags & IS_EMPTY == 0 {
             self.min_ts = (self.uvint("minimum timestamp")? as i64).wrapping_add(TIMESTAMP_EPOCH);
@@ -461,7 +477,7 @@ impl Parser<'_, '_> {
                 if rflags & (END_OF_PARTITION | IS_MARKER) != 0 || ext & IS_STATIC == 0 {
                     return Err(self.invalid(fat, "static row flags", ((rflags as u64) << 8) | ext as u64));
                 }
-                self.row(table, rflags, ext, statics, true, Range::default())?;
+                self.row(table, rflags, ext, statics, true, Range::default(), 0)?;
             }
             if flags & HAS_ROW_ESTIMATE != 0 {
                 self.uvint("row estimate")?;
@@ -475,6 +491,7 @@ impl Parser<'_, '_> {
             deletion,
             rows: Range { start: rows_start, end: self.rec.rows.len() as u32 },
             rts: Range { start: rts_start, end: self.rec.rts.len() as u32 },
+            markers: Range { start: markers_start, end: self.rec.markers.len() as u32 },
         });
         Ok(())
     }
@@ -501,7 +518,9 @@ impl Parser<'_, '_> {
 
     fn unfiltereds(&mut self, table: &Table, regulars: Range) -> R<()> {
         let mut open: Option<(BoundRec, Option<DeletionTime>)> = None;
+        let mut seq = 0u32;
         loop {
+            seq += 1;
             let at = self.pos;
             let flags = self.u8("row flags")?;
             if flags & END_OF_PARTITION != 0 {
@@ -511,7 +530,7 @@ impl Parser<'_, '_> {
                 if flags != IS_MARKER {
                     return Err(self.invalid(at, "marker flags", flags as u64));
                 }
-                self.marker(table, &mut open)?;
+                self.marker(table, &mut open, seq)?;
                 continue;
             }
             let ext = if flags & EXTENSION_FLAG != 0 { self.u8("extended flags")? } else { 0 };
@@ -519,7 +538,7 @@ impl Parser<'_, '_> {
                 return Err(self.invalid(at, "extended row flags", ext as u64));
             }
             let clustering = self.clustering(table, table.clustering_len())?;
-            self.row(table, flags, ext, regulars, false, clustering)?;
+            self.row(table, flags, ext, regulars, false, clustering, seq)?;
         }
         if let Some((start, deletion)) = open {
             // A range left open runs to the end of the partition.
@@ -563,7 +582,7 @@ impl Parser<'_, '_> {
         }
     }
 
-    fn marker(&mut self, table: &Table, open: &mut Option<(BoundRec, Option<DeletionTime>)>) -> R<()> {
+    fn marker(&mut self, table: &Table, open: &mut Option<(BoundRec, Option<DeletionTime>)>, seq: u32) -> R<()> {
         let at = self.pos;
         let kind = self.u8("bound kind")?;
         let size_at = self.pos;
@@ -583,7 +602,15 @@ impl Parser<'_, '_> {
             _ => return Err(self.invalid(at, "bound kind", kind as u64)),
         };
         let first = self.deletion()?;
-        let second = if end.is_some() && start.is_some() { self.deletion()? } else { first };
+        let boundary = end.is_some() && start.is_some();
+        let second = if boundary { self.deletion()? } else { first };
+        self.rec.markers.push(MarkerRec {
+            seq,
+            kind,
+            values,
+            deletion: first,
+            start_deletion: boundary.then_some(second).flatten(),
+        });
         if let Some(inclusive) = end {
             let (start_bound, deletion) = open.take().unwrap_or((
                 BoundRec { values: Range { start: values.start, end: values.start }, inclusive: true },
@@ -602,7 +629,16 @@ impl Parser<'_, '_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn row(&mut self, table: &Table, flags: u8, ext: u8, header: Range, is_static: bool, clustering: Range) -> R<()> {
+    fn row(
+        &mut self,
+        table: &Table,
+        flags: u8,
+        ext: u8,
+        header: Range,
+        is_static: bool,
+        clustering: Range,
+        seq: u32,
+    ) -> R<()> {
         let mut times = RowTimes { timestamp: i64::MIN, ttl: 0, ldt: self.no_ldt };
         let mut liveness = None;
         if flags & HAS_TIMESTAMP != 0 {
@@ -641,6 +677,7 @@ impl Parser<'_, '_> {
             }
         }
         self.rec.rows.push(RowRec {
+            seq,
             is_static,
             clustering,
             liveness,

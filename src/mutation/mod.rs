@@ -10,7 +10,11 @@ mod owned;
 mod view;
 pub mod vint;
 
-pub use decode::{Context, DELETION_TIME_EPOCH, Decoder, DeletionTime, Liveness, TIMESTAMP_EPOCH, Undecodable};
+pub use decode::{
+    Context, DELETION_TIME_EPOCH, Decoded, Decoder, DeletionTime, Liveness, TIMESTAMP_EPOCH, Undecodable,
+};
 pub use error::{DecodeError, MutationError};
 pub use owned::OwnedMutation;
-pub use view::{Bound, Cell, CellPath, ColumnData, Mutation, PartitionUpdate, RangeTombstone, Row, RowDeletion};
+pub use view::{
+    Bound, Cell, CellPath, ColumnData, Marker, Mutation, PartitionUpdate, RangeTombstone, Row, RowDeletion,
+};

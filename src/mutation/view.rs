@@ -5,8 +5,8 @@
 use uuid::Uuid;
 
 use super::decode::{
-    CELL_HAS_EMPTY_VALUE, CELL_IS_DELETED, CELL_IS_EXPIRING, CellRec, ColRec, Context, DeletionTime, Liveness, Records,
-    RowRec, RtRec, UpdateRec, column_type,
+    CELL_HAS_EMPTY_VALUE, CELL_IS_DELETED, CELL_IS_EXPIRING, CellRec, ColRec, Context, DeletionTime, Liveness,
+    MarkerRec, Records, RowRec, RtRec, UpdateRec, column_type,
 };
 use crate::schema::{Column, ColumnRef, CqlType, Schema, Table};
 use crate::value::{CounterContext, Value, ValueError};
@@ -135,6 +135,13 @@ impl<'d> PartitionUpdate<'d> {
         self.all_rows().filter(|r| !r.is_static())
     }
 
+    /// The range tombstone markers exactly as written (bounds and
+    /// boundaries); [`range_tombstones`](Self::range_tombstones) pairs them.
+    pub fn markers(&self) -> impl ExactSizeIterator<Item = Marker<'d>> + 'd {
+        let (m, table) = (self.m, self.table());
+        self.m.rec.markers[self.rec.markers.idx()].iter().map(move |rec| Marker { m, rec, table })
+    }
+
     /// The range tombstones, in clustering order.
     pub fn range_tombstones(&self) -> impl ExactSizeIterator<Item = RangeTombstone<'d>> + 'd {
         let (m, table) = (self.m, self.table());
@@ -176,6 +183,12 @@ impl<'d> Row<'d> {
     /// Whether this is the partition's static row.
     pub fn is_static(&self) -> bool {
         self.rec.is_static
+    }
+
+    /// Place among the partition's rows and markers, in stream order (1 for
+    /// the first; 0 for the static row).
+    pub fn index(&self) -> u32 {
+        self.rec.seq
     }
 
     /// Clustering columns and values (`None` for a null value); empty for
@@ -472,5 +485,44 @@ impl<'d> RangeTombstone<'d> {
     /// The deletion (`None` only for Cassandra's LIVE, which a valid marker never has).
     pub fn deletion(&self) -> Option<DeletionTime> {
         self.rec.deletion
+    }
+}
+
+/// A range tombstone marker as written: a bound (one side of a range) or a
+/// boundary (one range closing where the next opens).
+#[derive(Clone, Copy)]
+pub struct Marker<'d> {
+    m: Mutation<'d>,
+    rec: &'d MarkerRec,
+    table: &'d Table,
+}
+
+impl<'d> Marker<'d> {
+    /// Bound kind ordinal (format spec §8.5): 0 exclusive end, 1 inclusive
+    /// start, 2 exclusive end + inclusive start, 5 inclusive end + exclusive
+    /// start, 6 inclusive end, 7 exclusive start.
+    pub fn kind(&self) -> u8 {
+        self.rec.kind
+    }
+
+    /// Place among the partition's rows and markers, in stream order.
+    pub fn index(&self) -> u32 {
+        self.rec.seq
+    }
+
+    /// The clustering prefix.
+    pub fn clustering(&self) -> Bound<'d> {
+        let inclusive = matches!(self.rec.kind, 1 | 2 | 6);
+        Bound { m: self.m, table: self.table, values: self.rec.values, inclusive }
+    }
+
+    /// The deletion (a boundary's end deletion).
+    pub fn deletion(&self) -> Option<DeletionTime> {
+        self.rec.deletion
+    }
+
+    /// A boundary's start deletion.
+    pub fn start_deletion(&self) -> Option<DeletionTime> {
+        self.rec.start_deletion
     }
 }

@@ -24,7 +24,7 @@ pub fn read_unsigned_vint(buf: &[u8]) -> Option<(u64, usize)> {
 pub fn unsigned_vint_size(value: u64) -> usize {
     // 7 value bits per byte up to 8 bytes, then 9 bytes for the full 64.
     let bits = 64 - value.leading_zeros() as usize;
-    if bits <= 56 { (bits.max(1) + 6) / 7 } else { 9 }
+    if bits <= 56 { bits.max(1).div_ceil(7) } else { 9 }
 }
 
 /// Appends the minimal encoding of `value`.

@@ -581,7 +581,7 @@ impl<'a> CounterContext<'a> {
         let h = (i16::from_be_bytes([head[0], head[1]]) as i32).unsigned_abs() as usize;
         let header = bytes.get(2..2 + 2 * h).ok_or(ValueError::Truncated { ty: "counter", at: 2 })?;
         let shards = &bytes[2 + 2 * h..];
-        if shards.len() % SHARD_LEN != 0 {
+        if !shards.len().is_multiple_of(SHARD_LEN) {
             return Err(ValueError::Trailing { ty: "counter", len: shards.len() % SHARD_LEN });
         }
         Ok(CounterContext { header, shards })

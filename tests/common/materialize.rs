@@ -205,14 +205,19 @@ impl Default for RowState {
     }
 }
 
+/// A clustering prefix: its values, `None` for null.
+type Prefix = Vec<Option<Vec<u8>>>;
+
+/// A range tombstone: (start, start inclusive, end, end inclusive, timestamp).
+type Rt = (Prefix, bool, Prefix, bool, i64);
+
 #[derive(Debug)]
 struct Partition {
     key: Map<String, Json>,
     deletion: i64,
     statics: RowState,
     rows: Vec<RowState>,
-    /// (start prefix, start inclusive, end prefix, end inclusive, timestamp)
-    rts: Vec<(Vec<Option<Vec<u8>>>, bool, Vec<Option<Vec<u8>>>, bool, i64)>,
+    rts: Vec<Rt>,
 }
 
 impl Default for Partition {

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod materialize;
+pub mod spec;
 
 use std::path::{Path, PathBuf};
 
