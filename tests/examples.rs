@@ -123,3 +123,87 @@ fn segments_on_the_testdata_matches_its_readme() {
     // framing around "entry 0: " + one 45-byte sentence).
     assert_eq!(bad["losses"][0]["start"], 20 + 8 + 12 + (9 + 45));
 }
+
+fn run_dump(args: &[String]) -> (Vec<Value>, i32) {
+    let out = Command::new(example("dump")).args(args).output().unwrap();
+    let lines = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    (lines, out.status.code().unwrap_or(-1))
+}
+
+#[test]
+fn dump_on_the_testdata_cdc_raw() {
+    let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+    let schema = testdata.join("cdc_schema.cql").display().to_string();
+    let dir = testdata.join("cdc_raw").display().to_string();
+    let (lines, status) = run_dump(&["--schema".into(), schema.clone(), "--cdc".into(), dir.clone()]);
+    assert_eq!(status, 0);
+    assert_eq!(lines.len(), 8, "mutations 1-8 of testdata/README.md; 9 is past the idx offset");
+    let ids: Vec<i64> = lines.iter().map(|l| l["segment_id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, [2000, 2000, 2000, 2000, 2000, 2001, 2001, 2001]);
+    assert!(lines.iter().all(|l| l.get("error").is_none() && l["keyspace"] == "shop"));
+    // Mutation 1: the dropped column's cell, the decimal, the UDT fields.
+    let cells = &lines[0]["updates"][0]["rows"][0]["cells"];
+    assert_eq!(cells["note"]["dropped"], true);
+    // The decimal is an exact number token (parsing it back would lose the 0).
+    assert_eq!(cells["total"]["value"], 12.5);
+    let raw = Command::new(example("dump")).args(["--schema", &schema, "--cdc", &dir]).output().unwrap().stdout;
+    let first_line = String::from_utf8(raw).unwrap().lines().next().unwrap().to_owned();
+    assert!(first_line.contains(r#""total":{"timestamp":1700000000000001,"value":12.50}"#), "{first_line}");
+    assert_eq!(cells["ship_to"]["cells"][1]["path"], "city");
+    assert_eq!(cells["ship_to"]["cells"][1]["value"], "Oslo");
+    // Mutation 2: the static row comes first.
+    assert_eq!(lines[1]["updates"][0]["rows"][0]["static"], true);
+    assert_eq!(lines[1]["updates"][0]["partition_key"]["day"], "2023-11-14");
+    // Mutation 5: the counter's total; mutation 7: the partition deletion.
+    assert_eq!(lines[4]["updates"][0]["rows"][0]["cells"]["units"]["value"], 5);
+    assert_eq!(lines[6]["updates"][0]["partition_deletion"]["timestamp"], 1_700_000_000_000_007i64);
+    // Without --cdc the whole segments are read, mutation 9 included.
+    let (all, status) = run_dump(&["--schema".into(), schema, dir]);
+    assert_eq!(status, 0);
+    assert_eq!(all.len(), 9);
+    assert_eq!(all[8]["updates"][0]["rows"][0]["cells"]["customer"]["value"], "not durable yet");
+}
+
+#[test]
+fn dump_over_every_capture_has_no_error_on_a_cdc_test_table() {
+    let Some(corpus) = corpus() else { return };
+    let reference: Vec<Value> = std::fs::read_to_string(corpus.join("reference_counts.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for capture in [
+        "cassandra-4.0.0",
+        "cassandra-4.0-alpha4",
+        "cassandra-4.0.0-lz4",
+        "cassandra-4.0.0-zstd",
+        "cassandra-4.0.0-encrypted",
+    ] {
+        let folder = format!("{capture}/cdc_raw_after_shutdown");
+        let schema = corpus.join(capture).join("schema_after_phase2/schema_internals.cql");
+        let mut args = key_args(&corpus);
+        args.extend(["--schema".into(), schema.display().to_string(), corpus.join(&folder).display().to_string()]);
+        let (lines, status) = run_dump(&args);
+        assert_eq!(status, 0, "{capture}");
+        let entries: u64 =
+            reference.iter().filter(|r| r["folder"] == folder.as_str()).map(|r| r["entries"].as_u64().unwrap()).sum();
+        assert_eq!(lines.len() as u64, entries, "{capture}: one line per entry");
+        let mut last = (i64::MIN, 0u64);
+        for l in &lines {
+            let at = (l["segment_id"].as_i64().unwrap(), l["position"].as_u64().unwrap());
+            assert!(at > last, "segment-id then position order");
+            last = at;
+            if l["keyspace"] == "cdc_test" {
+                assert!(l.get("error").is_none(), "{capture}: {l}");
+            } else if let Some(e) = l.get("error") {
+                assert!(e.as_str().unwrap().contains("unknown table id"), "{capture}: {l}");
+                assert!(l["keyspace"].is_null());
+            }
+        }
+        assert!(lines.iter().filter(|l| l["keyspace"] == "cdc_test").count() > 1500, "{capture}");
+    }
+}

@@ -130,7 +130,12 @@ fn cdc_mutations(schema: &Schema) -> Vec<Vec<u8>> {
     let orders_key = |id: i32| id.to_be_bytes().to_vec();
     let readings_key = composite_key(&[b"s1", &Val::Date(19_675).encode(&cassandra_commitlog::schema::CqlType::Date)]);
     let at = |ms: i64| Some(ms.to_be_bytes().to_vec());
-    let elem = |ts: i64, path: Vec<u8>, value: Vec<u8>| CellSpec { timestamp: ts, kind: CellKind::Live, path: Some(path), value };
+    let elem = |ts: i64, path: Vec<u8>, value: Vec<u8>| CellSpec {
+        timestamp: ts,
+        kind: CellKind::Live,
+        path: Some(path),
+        value,
+    };
     let tomb = |ts: i64, path: Option<Vec<u8>>| CellSpec {
         timestamp: ts,
         kind: CellKind::Tombstone { local_deletion_time: NOW },
@@ -181,11 +186,15 @@ fn cdc_mutations(schema: &Schema) -> Vec<Vec<u8>> {
         ))],
     );
     m1.unfiltereds.shrink_to_fit();
-    let mut m2 = update(2, readings_key.clone(), vec![Unfiltered::Row(row(
-        Some(T + 2),
-        vec![at(1_700_000_000_000)],
-        vec![("value", ColumnSpec::Simple(cell(T + 2, 21.5f64.to_be_bytes().to_vec())))],
-    ))]);
+    let mut m2 = update(
+        2,
+        readings_key.clone(),
+        vec![Unfiltered::Row(row(
+            Some(T + 2),
+            vec![at(1_700_000_000_000)],
+            vec![("value", ColumnSpec::Simple(cell(T + 2, 21.5f64.to_be_bytes().to_vec())))],
+        ))],
+    );
     m2.static_row = Some(row(None, vec![], vec![("site", ColumnSpec::Simple(cell(T + 2, text("roof"))))]));
     let mut ttl_row = row(
         Some(T + 3),
@@ -210,12 +219,19 @@ fn cdc_mutations(schema: &Schema) -> Vec<Vec<u8>> {
             vec![],
             vec![(
                 "tags",
-                ColumnSpec::Complex { deletion: None, cells: vec![elem(T + 4, text("gift"), vec![]), tomb(T + 4, Some(text("new")))] },
+                ColumnSpec::Complex {
+                    deletion: None,
+                    cells: vec![elem(T + 4, text("gift"), vec![]), tomb(T + 4, Some(text("new")))],
+                },
             )],
         ))],
     );
     let counter = Val::Counter(vec![([0xc0; 16], 1, 5)]).encode(&cassandra_commitlog::schema::CqlType::Counter);
-    let m5 = update(3, text("apple"), vec![Unfiltered::Row(row(None, vec![], vec![("units", ColumnSpec::Simple(cell(T + 5, counter)))]))]);
+    let m5 = update(
+        3,
+        text("apple"),
+        vec![Unfiltered::Row(row(None, vec![], vec![("units", ColumnSpec::Simple(cell(T + 5, counter)))]))],
+    );
     // DELETE FROM readings WHERE ... AND at > 1700000000000 AND at <= 1700000060000:
     // on a DESC column the start bound holds the larger value.
     let rt_del = DeletionTime { timestamp: T + 6, local_deletion_time: NOW };
@@ -223,21 +239,46 @@ fn cdc_mutations(schema: &Schema) -> Vec<Vec<u8>> {
         2,
         readings_key,
         vec![
-            Unfiltered::Marker(MarkerSpec { kind: 1, values: vec![at(1_700_000_060_000)], deletion: rt_del, start_deletion: None }),
-            Unfiltered::Marker(MarkerSpec { kind: 0, values: vec![at(1_700_000_000_000)], deletion: rt_del, start_deletion: None }),
+            Unfiltered::Marker(MarkerSpec {
+                kind: 1,
+                values: vec![at(1_700_000_060_000)],
+                deletion: rt_del,
+                start_deletion: None,
+            }),
+            Unfiltered::Marker(MarkerSpec {
+                kind: 0,
+                values: vec![at(1_700_000_000_000)],
+                deletion: rt_del,
+                start_deletion: None,
+            }),
         ],
     );
     let mut m7 = update(1, orders_key(2), vec![]);
     m7.deletion = Some(DeletionTime { timestamp: T + 7, local_deletion_time: NOW });
-    let mut ttl_order = row(Some(T + 8), vec![], vec![("customer", ColumnSpec::Simple(CellSpec {
-        timestamp: T + 8,
-        kind: CellKind::Expiring { ttl: 86_400, expires_at: NOW + 86_400 },
-        path: None,
-        value: text("bob"),
-    }))]);
+    let mut ttl_order = row(
+        Some(T + 8),
+        vec![],
+        vec![(
+            "customer",
+            ColumnSpec::Simple(CellSpec {
+                timestamp: T + 8,
+                kind: CellKind::Expiring { ttl: 86_400, expires_at: NOW + 86_400 },
+                path: None,
+                value: text("bob"),
+            }),
+        )],
+    );
     ttl_order.liveness = Some(Liveness { timestamp: T + 8, expiry: Some((86_400, NOW + 86_400)) });
     let m8 = update(1, orders_key(3), vec![Unfiltered::Row(ttl_order)]);
-    let m9 = update(1, orders_key(4), vec![Unfiltered::Row(row(Some(T + 9), vec![], vec![("customer", ColumnSpec::Simple(cell(T + 9, text("not durable yet"))))]))]);
+    let m9 = update(
+        1,
+        orders_key(4),
+        vec![Unfiltered::Row(row(
+            Some(T + 9),
+            vec![],
+            vec![("customer", ColumnSpec::Simple(cell(T + 9, text("not durable yet"))))],
+        ))],
+    );
     [m1, m2, m3, m4, m5, m6, m7, m8, m9]
         .iter()
         .map(|u| encode_mutation(&[(schema.table_by_id(&u.table_id).unwrap(), u)], false))
