@@ -11,6 +11,10 @@
 //! - `lz4/lz4_flex`: decompressing every section of the LZ4 segments into a
 //!   reused buffer, nothing else;
 //! - `lz4/walk`: the reader over the same segments (decompression and CRCs).
+//! - `plain/decode`, `lz4/decode`: the walk plus a full typed decode of every
+//!   mutation against the capture's schema, touching every value: partition
+//!   keys, clustering values, every cell value and path, decoded and checked
+//!   (system-table mutations, which have no schema here, are skipped by id).
 //!
 //! Throughput is in logical (uncompressed) bytes for all four, so the ratio
 //! of a walk to its baseline is the ratio of their medians.
@@ -20,6 +24,8 @@
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 
+use cassandra_commitlog::mutation::{Context, Decoder, Mutation};
+use cassandra_commitlog::schema::Schema;
 use cassandra_commitlog::segment::{Item, ReadOptions, Segment, SegmentName};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -50,6 +56,55 @@ fn walk(segs: &[Segment]) -> u64 {
         }
     }
     n
+}
+
+/// Decodes every value of a mutation; returns the cells touched.
+fn touch(m: &Mutation<'_>) -> u64 {
+    let mut cells = 0;
+    for u in m.updates() {
+        for kv in u.partition_key() {
+            black_box(kv.map(|(_, v)| v.validate().is_ok()).is_ok());
+        }
+        for r in u.all_rows() {
+            for (_, v) in r.clustering() {
+                if let Some(Ok(v)) = v {
+                    black_box(v.validate().is_ok());
+                }
+            }
+            for c in r.columns() {
+                for cell in c.cells() {
+                    cells += 1;
+                    if let Some(p) = cell.path() {
+                        black_box(p.is_ok());
+                    }
+                    if let Some(Ok(v)) = cell.value() {
+                        black_box(v.validate().is_ok());
+                    }
+                }
+            }
+        }
+        for rt in u.range_tombstones() {
+            black_box(rt.deletion());
+        }
+    }
+    cells
+}
+
+/// Walks and decodes every entry; returns (mutations decoded, cells).
+fn decode(segs: &[Segment], schema: &Schema, decoder: &mut Decoder) -> (u64, u64) {
+    let opts = ReadOptions::new();
+    let (mut mutations, mut cells) = (0, 0);
+    for s in segs {
+        let mut r = s.reader(&opts).expect("reader");
+        while let Some(e) = r.next_entry().expect("tolerant walk") {
+            let ctx = Context::of_entry(&e, s.descriptor(), None);
+            if let Ok(m) = decoder.decode(e.mutation, schema, ctx) {
+                mutations += 1;
+                cells += touch(&m);
+            }
+        }
+    }
+    (mutations, cells)
 }
 
 fn bench(c: &mut Criterion) {
@@ -117,6 +172,21 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.bench_function("lz4/walk", |b| b.iter(|| black_box(walk(&lz4))));
+    let schema_of = |capture: &str| {
+        Schema::parse(&std::fs::read_to_string(corpus().join(capture).join("schema/schema_internals.cql")).unwrap())
+            .unwrap()
+    };
+    let (plain_schema, lz4_schema) = (schema_of("bench-4.0.0"), schema_of("bench-4.0.0-lz4"));
+    let mut decoder = Decoder::new();
+    for (name, segs, schema, bytes) in
+        [("plain", &plain, &plain_schema, plain_bytes), ("lz4", &lz4, &lz4_schema, lz4_bytes)]
+    {
+        let (mutations, cells) = decode(segs, schema, &mut decoder);
+        let entries = segs.iter().map(|s| s.walk(&ReadOptions::new()).unwrap().entries).sum::<u64>();
+        eprintln!("{name}: {bytes} logical bytes, {entries} entries, {mutations} mutations decoded, {cells} cells");
+        g.throughput(Throughput::Bytes(bytes));
+        g.bench_function(format!("{name}/decode"), |b| b.iter(|| black_box(decode(segs, schema, &mut decoder))));
+    }
     g.finish();
 }
 

@@ -49,3 +49,31 @@ fn segment_regressions() {
 fn sections_regressions() {
     replay("sections", harness::sections);
 }
+
+#[test]
+fn mutation_regressions() {
+    replay("mutation", harness::mutation);
+    // Every mutation of the fixture, whole and cut at every length.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cdc_raw");
+    let mut n = 0;
+    for name in ["CommitLog-7-2000.log", "CommitLog-7-2001.log"] {
+        let seg = cassandra_commitlog::segment::Segment::open(dir.join(name)).unwrap();
+        let mut r = seg.reader(&cassandra_commitlog::segment::ReadOptions::new()).unwrap();
+        while let Some(e) = r.next_entry().unwrap() {
+            for cut in 0..=e.mutation.len() {
+                harness::mutation(&e.mutation[..cut]);
+            }
+            n += 1;
+        }
+    }
+    assert_eq!(n, 9);
+}
+
+#[test]
+fn schema_regressions() {
+    replay("schema", harness::schema);
+    let text = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cdc_schema.cql")).unwrap();
+    for cut in 0..=text.len() {
+        harness::schema(&text[..cut]);
+    }
+}

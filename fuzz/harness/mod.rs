@@ -80,3 +80,89 @@ pub fn sections(data: &[u8]) {
     }
     walk(&bytes, &opts);
 }
+
+use std::sync::OnceLock;
+
+use cassandra_commitlog::mutation::{Context, Decoder};
+use cassandra_commitlog::schema::Schema;
+
+/// The fixed schema of the `mutation` target: the fixture's, plus a table
+/// of every scalar type and one with 70 columns.
+pub fn fuzz_schema() -> &'static Schema {
+    static SCHEMA: OnceLock<Schema> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let mut cql = include_str!("../../testdata/cdc_schema.cql").to_owned();
+        cql.push_str(
+            "CREATE TABLE shop.every (k frozen<tuple<int, text>>, c1 varint, c2 decimal, a ascii, b bigint, bl blob,
+                 bo boolean, d date, dc decimal, db double, du duration, f float, i inet, n int, s smallint, t text,
+                 tm time, ts timestamp, tu timeuuid, ti tinyint, u uuid, vi varint, ve vector<float, 3>,
+                 vt vector<text, 2>, fl frozen<list<int>>, fm frozen<map<text, frozen<set<int>>>>, st int static,
+                 m map<int, text>, PRIMARY KEY (k, c1, c2))
+             WITH ID = 5a1e0000-0000-4000-8000-000000000004 AND CLUSTERING ORDER BY (c1 DESC, c2 ASC);
+             CREATE TABLE shop.wide (k int PRIMARY KEY",
+        );
+        for i in 0..70 {
+            cql.push_str(&format!(", c{i:02} int"));
+        }
+        cql.push_str(") WITH ID = 5a1e0000-0000-4000-8000-000000000005;");
+        Schema::parse(&cql).expect("the fuzz schema parses")
+    })
+}
+
+/// Target `mutation`: a mutation from arbitrary bytes against the fixed
+/// schema. Whatever decodes is walked to its last value and rendered.
+pub fn mutation(data: &[u8]) {
+    let schema = fuzz_schema();
+    let mut decoder = Decoder::new();
+    for unsigned in [false, true] {
+        let ctx = Context { unsigned_deletion_times: unsigned, ..Context::default() };
+        let m = match decoder.decode(data, schema, ctx) {
+            Ok(m) => m,
+            Err(u) => {
+                assert!((u.error.error.offset() as usize) <= data.len());
+                serde_json::to_string(&*u).expect("partial mutations render");
+                continue;
+            }
+        };
+        for u in m.updates() {
+            let _ = u.partition_key().count();
+            for r in u.all_rows() {
+                for (_, v) in r.clustering() {
+                    if let Some(Ok(v)) = v {
+                        let _ = v.validate();
+                    }
+                }
+                for c in r.columns() {
+                    for cell in c.cells() {
+                        let _ = cell.path();
+                        if let Some(Ok(v)) = cell.value() {
+                            let _ = v.validate();
+                        }
+                    }
+                }
+            }
+            for rt in u.range_tombstones() {
+                assert!(rt.start().clustering().len() <= u.table().clustering_len());
+            }
+        }
+        serde_json::to_string(&m).expect("decoded mutations render");
+    }
+}
+
+/// Target `schema`: the CQL parser on arbitrary text.
+pub fn schema(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    match Schema::parse(text) {
+        Ok(s) => {
+            for t in s.tables() {
+                for c in &t.columns {
+                    let _ = c.ty.to_string();
+                    assert!(c.ty.depth() <= cassandra_commitlog::schema::MAX_TYPE_DEPTH);
+                }
+            }
+        }
+        Err(e) => {
+            let _ = e.to_string();
+        }
+    }
+}

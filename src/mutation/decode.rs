@@ -245,9 +245,42 @@ impl Records {
 pub struct Decoder {
     rec: Records,
     ctx: Context,
-    hdr: Vec<ColumnRef>,
+    hdr: Vec<HdrCol>,
     present: Vec<u32>,
+    headers: HeaderCache,
 }
+
+/// A header column, resolved, with what decoding its cells needs.
+#[derive(Clone, Copy, Debug)]
+struct HdrCol {
+    col: ColumnRef,
+    /// Value length of a fixed-length type, 0 for length-prefixed values.
+    fixed: u32,
+    /// A non-frozen collection or UDT.
+    complex: bool,
+}
+
+impl HdrCol {
+    fn new(table: &Table, col: ColumnRef) -> HdrCol {
+        let ty = column_type(table, col);
+        HdrCol { col, fixed: ty.fixed_len().map_or(0, |n| n as u32), complex: ty.is_multi_cell() }
+    }
+}
+
+/// Header column lists already resolved: Cassandra writes the same few
+/// lists over and over, and resolving names is most of a header's cost.
+#[derive(Default)]
+struct HeaderCache {
+    /// The schema state the entries were resolved against.
+    stamp: u64,
+    /// (table index, the list's bytes, its columns)
+    entries: Vec<(u32, Vec<u8>, Vec<HdrCol>)>,
+    /// Next entry to replace once full.
+    next: usize,
+}
+
+/// How many header lists the cache keeps.
+const HEADER_CACHE_LEN: usize = 32;
 
 /// What [`Decoder::decode`] gives: the mutation, or (boxed, the rare path)
 /// what could be decoded of it and why the rest could not.
@@ -278,6 +311,10 @@ impl Decoder {
     pub fn decode<'d>(&'d mut self, bytes: &'d [u8], schema: &'d Schema, ctx: Context) -> Decoded<'d> {
         self.rec.clear();
         self.ctx = ctx;
+        if self.headers.stamp != schema.stamp() {
+            self.headers.entries.clear();
+            self.headers.stamp = schema.stamp();
+        }
         let mut p = Parser {
             b: bytes,
             pos: 0,
@@ -285,6 +322,7 @@ impl Decoder {
             rec: &mut self.rec,
             hdr: &mut self.hdr,
             present: &mut self.present,
+            headers: &mut self.headers,
             unsigned: self.ctx.unsigned_deletion_times,
             no_ldt: self.ctx.no_deletion_time(),
             min_ts: TIMESTAMP_EPOCH,
@@ -323,8 +361,9 @@ struct Parser<'a, 'r> {
     pos: usize,
     schema: &'a Schema,
     rec: &'r mut Records,
-    hdr: &'r mut Vec<ColumnRef>,
+    hdr: &'r mut Vec<HdrCol>,
     present: &'r mut Vec<u32>,
+    headers: &'r mut HeaderCache,
     unsigned: bool,
     no_ldt: i64,
     min_ts: i64,
@@ -465,8 +504,8 @@ impl Parser<'_, '_> {
             self.min_ldt = (self.uvint("minimum local deletion time")? as u32).wrapping_add(DELETION_TIME_EPOCH);
             self.min_ttl = self.uvint("minimum TTL")? as u32;
             self.hdr.clear();
-            let statics = if flags & HAS_STATIC_ROW != 0 { self.columns(table)? } else { Range::default() };
-            let regulars = self.columns(table)?;
+            let statics = if flags & HAS_STATIC_ROW != 0 { self.columns(index, table)? } else { Range::default() };
+            let regulars = self.columns(index, table)?;
             if flags & HAS_PARTITION_DELETION != 0 {
                 deletion = self.deletion()?;
             }
@@ -477,7 +516,7 @@ impl Parser<'_, '_> {
                 if rflags & (END_OF_PARTITION | IS_MARKER) != 0 || ext & IS_STATIC == 0 {
                     return Err(self.invalid(fat, "static row flags", ((rflags as u64) << 8) | ext as u64));
                 }
-                self.row(table, rflags, ext, statics, true, Range::default(), 0)?;
+                self.row(rflags, ext, statics, true, Range::default(), 0)?;
             }
             if flags & HAS_ROW_ESTIMATE != 0 {
                 self.uvint("row estimate")?;
@@ -498,9 +537,21 @@ impl Parser<'_, '_> {
 
     /// A header column list: names resolved against the table (current
     /// columns first, then dropped ones).
-    fn columns(&mut self, table: &Table) -> R<Range> {
+    fn columns(&mut self, table_index: u32, table: &Table) -> R<Range> {
+        let list_at = self.pos;
         let n = self.count("column count", 1)?;
+        let names_at = self.pos;
+        for _ in 0..n {
+            self.vbytes("column name")?;
+        }
         let start = self.hdr.len() as u32;
+        let list = &self.b[list_at..self.pos];
+        if let Some((_, _, cols)) = self.headers.entries.iter().find(|(t, b, _)| *t == table_index && b == list) {
+            self.hdr.extend_from_slice(cols);
+            return Ok(Range { start, end: self.hdr.len() as u32 });
+        }
+        let end = self.pos;
+        self.pos = names_at;
         for _ in 0..n {
             let at = self.pos;
             let name = self.vbytes("column name")?;
@@ -511,7 +562,16 @@ impl Parser<'_, '_> {
                 table: table.name.clone(),
                 column: String::from_utf8_lossy(bytes).into_owned(),
             })?;
-            self.hdr.push(col);
+            self.hdr.push(HdrCol::new(table, col));
+        }
+        debug_assert_eq!(self.pos, end);
+        let entry = (table_index, self.b[list_at..end].to_vec(), self.hdr[start as usize..].to_vec());
+        if self.headers.entries.len() < HEADER_CACHE_LEN {
+            self.headers.entries.push(entry);
+        } else {
+            let slot = self.headers.next % HEADER_CACHE_LEN;
+            self.headers.entries[slot] = entry;
+            self.headers.next = slot + 1;
         }
         Ok(Range { start, end: self.hdr.len() as u32 })
     }
@@ -538,7 +598,7 @@ impl Parser<'_, '_> {
                 return Err(self.invalid(at, "extended row flags", ext as u64));
             }
             let clustering = self.clustering(table, table.clustering_len())?;
-            self.row(table, flags, ext, regulars, false, clustering, seq)?;
+            self.row(flags, ext, regulars, false, clustering, seq)?;
         }
         if let Some((start, deletion)) = open {
             // A range left open runs to the end of the partition.
@@ -628,17 +688,7 @@ impl Parser<'_, '_> {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn row(
-        &mut self,
-        table: &Table,
-        flags: u8,
-        ext: u8,
-        header: Range,
-        is_static: bool,
-        clustering: Range,
-        seq: u32,
-    ) -> R<()> {
+    fn row(&mut self, flags: u8, ext: u8, header: Range, is_static: bool, clustering: Range, seq: u32) -> R<()> {
         let mut times = RowTimes { timestamp: i64::MIN, ttl: 0, ldt: self.no_ldt };
         let mut liveness = None;
         if flags & HAS_TIMESTAMP != 0 {
@@ -656,7 +706,7 @@ impl Parser<'_, '_> {
         let cols_start = self.rec.cols.len() as u32;
         if flags & HAS_ALL_COLUMNS != 0 {
             for i in 0..n {
-                self.column(table, flags, header.start as usize + i, times)?;
+                self.column(flags, header.start as usize + i, times)?;
             }
         } else if n < 64 {
             let at = self.pos;
@@ -666,14 +716,14 @@ impl Parser<'_, '_> {
             }
             for i in 0..n {
                 if missing & (1u64 << i) == 0 {
-                    self.column(table, flags, header.start as usize + i, times)?;
+                    self.column(flags, header.start as usize + i, times)?;
                 }
             }
         } else {
             self.large_subset(n)?;
             for k in 0..self.present.len() {
                 let i = self.present[k] as usize;
-                self.column(table, flags, header.start as usize + i, times)?;
+                self.column(flags, header.start as usize + i, times)?;
             }
         }
         self.rec.rows.push(RowRec {
@@ -727,10 +777,8 @@ impl Parser<'_, '_> {
         Ok(())
     }
 
-    fn column(&mut self, table: &Table, row_flags: u8, hdr_index: usize, times: RowTimes) -> R<()> {
-        let col = self.hdr[hdr_index];
-        let ty = column_type(table, col);
-        let complex = ty.is_multi_cell();
+    fn column(&mut self, row_flags: u8, hdr_index: usize, times: RowTimes) -> R<()> {
+        let HdrCol { col, fixed, complex } = self.hdr[hdr_index];
         let cells_start = self.rec.cells.len() as u32;
         let mut deletion = None;
         if complex {
@@ -739,10 +787,10 @@ impl Parser<'_, '_> {
             }
             let n = self.count("cell count", 1)?;
             for _ in 0..n {
-                self.cell(ty, true, times)?;
+                self.cell(0, true, times)?;
             }
         } else {
-            self.cell(ty, false, times)?;
+            self.cell(fixed, false, times)?;
         }
         self.rec.cols.push(ColRec {
             col,
@@ -753,7 +801,8 @@ impl Parser<'_, '_> {
         Ok(())
     }
 
-    fn cell(&mut self, ty: &CqlType, complex: bool, row: RowTimes) -> R<()> {
+    /// A cell; `fixed` is its value's length when the type has a fixed one.
+    fn cell(&mut self, fixed: u32, complex: bool, row: RowTimes) -> R<()> {
         let at = self.pos;
         let flags = self.u8("cell flags")?;
         if flags & 0xe0 != 0 {
@@ -770,11 +819,11 @@ impl Parser<'_, '_> {
         let path = if complex { self.vbytes("cell path")? } else { Span::default() };
         let value = if flags & CELL_HAS_EMPTY_VALUE != 0 {
             Span { start: self.pos as u32, len: 0 }
-        } else if complex {
-            // The column type of a multi-cell column is variable-length.
-            self.vbytes("cell value")?
+        } else if fixed > 0 {
+            self.take(fixed as usize, "cell value")?
         } else {
-            self.value(ty, "cell value")?
+            // Also every element cell: a multi-cell column's type is variable-length.
+            self.vbytes("cell value")?
         };
         self.rec.cells.push(CellRec { flags, timestamp, ldt, ttl, path, value });
         Ok(())

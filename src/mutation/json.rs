@@ -243,7 +243,7 @@ impl Serialize for PartitionUpdate<'_> {
         let mut map = s.serialize_map(Some(6))?;
         map.serialize_entry("table", &t.name)?;
         map.serialize_entry("table_id", &self.table_id().hyphenated().to_string())?;
-        match self.partition_key() {
+        match self.partition_key().collect::<Result<Vec<_>, _>>() {
             Ok(key) => {
                 let named = key.into_iter().map(|(c, v)| (c, Some((Ok(v), &[][..]))));
                 map.serialize_entry("partition_key", &Named::new(named))?

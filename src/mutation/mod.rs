@@ -16,5 +16,6 @@ pub use decode::{
 pub use error::{DecodeError, MutationError};
 pub use owned::OwnedMutation;
 pub use view::{
-    Bound, Cell, CellPath, ColumnData, Marker, Mutation, PartitionUpdate, RangeTombstone, Row, RowDeletion,
+    Bound, Cell, CellPath, ColumnData, Marker, Mutation, PartitionKey, PartitionUpdate, RangeTombstone, Row,
+    RowDeletion,
 };

@@ -87,31 +87,10 @@ impl<'d> PartitionUpdate<'d> {
         self.rec.key.get(self.m.bytes)
     }
 
-    /// The partition key's columns and values, in key order.
-    pub fn partition_key(&self) -> Result<Vec<(&'d Column, Value<'d>)>, ValueError> {
-        let table = self.table();
-        let key = self.partition_key_bytes();
-        if table.partition_key_len() == 1 {
-            let col = table.partition_key_column(0).expect("one key column");
-            return Ok(vec![(col, Value::decode(&col.ty, key)?)]);
-        }
-        // Composite: u16 length, bytes, end-of-component byte, per column.
-        let mut out = Vec::with_capacity(table.partition_key_len());
-        let mut at = 0;
-        for col in table.partition_key() {
-            let len = key.get(at..at + 2).ok_or(ValueError::Truncated { ty: "partition key", at })?;
-            let len = u16::from_be_bytes([len[0], len[1]]) as usize;
-            let v = key.get(at + 2..at + 2 + len).ok_or(ValueError::Truncated { ty: "partition key", at })?;
-            if key.get(at + 2 + len).is_none() {
-                return Err(ValueError::Truncated { ty: "partition key", at: at + 2 + len });
-            }
-            out.push((col, Value::decode(&col.ty, v)?));
-            at += 3 + len;
-        }
-        if at != key.len() {
-            return Err(ValueError::Trailing { ty: "partition key", len: key.len() - at });
-        }
-        Ok(out)
+    /// The partition key's columns and values, in key order (decoded as
+    /// the iterator goes; a composite key's framing error ends it).
+    pub fn partition_key(&self) -> PartitionKey<'d> {
+        PartitionKey { table: self.table(), key: self.partition_key_bytes(), index: 0, at: 0, failed: false }
     }
 
     /// The partition deletion, if any.
@@ -146,6 +125,48 @@ impl<'d> PartitionUpdate<'d> {
     pub fn range_tombstones(&self) -> impl ExactSizeIterator<Item = RangeTombstone<'d>> + 'd {
         let (m, table) = (self.m, self.table());
         self.m.rec.rts[self.rec.rts.idx()].iter().map(move |rec| RangeTombstone { m, rec, table })
+    }
+}
+
+/// The columns and values of a partition key (format spec §9.4).
+#[derive(Clone)]
+pub struct PartitionKey<'d> {
+    table: &'d Table,
+    key: &'d [u8],
+    index: usize,
+    at: usize,
+    failed: bool,
+}
+
+impl<'d> Iterator for PartitionKey<'d> {
+    type Item = Result<(&'d Column, Value<'d>), ValueError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let col = self.table.partition_key_column(self.index)?;
+        self.index += 1;
+        if self.table.partition_key_len() == 1 {
+            return Some(Value::decode(&col.ty, self.key).map(|v| (col, v)));
+        }
+        // Composite: u16 length, bytes, end-of-component byte, per column.
+        let at = self.at;
+        let value = self.key.get(at..at + 2).and_then(|len| {
+            let len = u16::from_be_bytes([len[0], len[1]]) as usize;
+            self.key.get(at + 2 + len)?;
+            self.key.get(at + 2..at + 2 + len)
+        });
+        let Some(v) = value else {
+            self.failed = true;
+            return Some(Err(ValueError::Truncated { ty: "partition key", at }));
+        };
+        self.at = at + 3 + v.len();
+        if self.index == self.table.partition_key_len() && self.at != self.key.len() {
+            self.failed = true;
+            return Some(Err(ValueError::Trailing { ty: "partition key", len: self.key.len() - self.at }));
+        }
+        Some(Value::decode(&col.ty, v).map(|v| (col, v)))
     }
 }
 

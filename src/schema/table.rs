@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use uuid::Uuid;
 
@@ -369,19 +370,65 @@ impl TableBuilder {
     }
 }
 
+/// Hashes table ids (random or time-based UUIDs, never chosen to collide)
+/// by folding their two halves: SipHash's protection buys nothing here.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+    }
+}
+
+type IdMap = HashMap<Uuid, u32, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// A number no other schema state has had: decoders key their caches on it.
+fn next_stamp() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 /// Keyspaces, user types and tables, found by table id.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Schema {
+    /// Changes with every change to the schema (see `next_stamp`).
+    stamp: u64,
     keyspaces: Vec<String>,
     types: Vec<Arc<UserType>>,
     tables: Vec<Table>,
-    by_id: HashMap<Uuid, u32>,
+    by_id: IdMap,
+}
+
+impl Default for Schema {
+    fn default() -> Self {
+        Schema {
+            stamp: next_stamp(),
+            keyspaces: Vec::new(),
+            types: Vec::new(),
+            tables: Vec::new(),
+            by_id: IdMap::default(),
+        }
+    }
 }
 
 impl Schema {
     /// An empty schema.
     pub fn new() -> Schema {
         Schema::default()
+    }
+
+    /// Identifies this state of the schema: any change gives a new stamp.
+    pub(crate) fn stamp(&self) -> u64 {
+        self.stamp
     }
 
     /// Adds a keyspace name.
@@ -414,6 +461,7 @@ impl Schema {
     /// when it has the same id; tables of other ids (a table dropped and
     /// created again) are all kept, since segments hold mutations of both.
     pub fn add_table(&mut self, table: Table) {
+        self.stamp = next_stamp();
         if let Some(&i) = self.by_id.get(&table.id) {
             self.tables[i as usize] = table;
             return;
@@ -459,6 +507,7 @@ impl Schema {
             .rposition(|t| t.keyspace == keyspace && t.name == name)
             .ok_or_else(|| TableError::NoSuchTable { keyspace: keyspace.to_owned(), table: name.to_owned() })?;
         let id = self.tables[i].id;
+        self.stamp = next_stamp();
         let out = change(&mut self.tables[i])?;
         self.tables[i].id = id;
         Ok(out)
@@ -472,6 +521,7 @@ impl Schema {
             .rposition(|t| t.keyspace == keyspace && t.name == name)
             .ok_or_else(|| TableError::NoSuchTable { keyspace: keyspace.to_owned(), table: name.to_owned() })?;
         let old = self.tables[i].id;
+        self.stamp = next_stamp();
         if self.by_id.get(&old) == Some(&(i as u32)) {
             self.by_id.remove(&old);
         }

@@ -216,12 +216,9 @@ impl<'a> Value<'a> {
                 if let Some(at) = bytes.iter().position(|b| !b.is_ascii()) {
                     return Err(ValueError::Ascii { at });
                 }
-                // ASCII is UTF-8.
-                Value::Ascii(std::str::from_utf8(bytes).map_err(|e| ValueError::Utf8 { at: e.valid_up_to() })?)
+                Value::Ascii(utf8(bytes)?)
             }
-            CqlType::Text => {
-                Value::Text(std::str::from_utf8(bytes).map_err(|e| ValueError::Utf8 { at: e.valid_up_to() })?)
-            }
+            CqlType::Text => Value::Text(utf8(bytes)?),
             CqlType::Int => Value::Int(i32::from_be_bytes(fixed("int", "4", bytes)?)),
             CqlType::BigInt => Value::BigInt(i64::from_be_bytes(fixed("bigint", "8", bytes)?)),
             CqlType::SmallInt => Value::SmallInt(i16::from_be_bytes(fixed("smallint", "2", bytes)?)),
@@ -265,6 +262,13 @@ impl<'a> Value<'a> {
             CqlType::Vector { elem, dim } => Value::Vector(Elements::vector(elem, *dim, bytes)?),
         })
     }
+}
+
+/// UTF-8 validation (SIMD where the CPU has it); the slower standard check
+/// runs only to say where invalid text goes wrong.
+fn utf8(bytes: &[u8]) -> Result<&str, ValueError> {
+    simdutf8::basic::from_utf8(bytes)
+        .map_err(|_| ValueError::Utf8 { at: std::str::from_utf8(bytes).err().map_or(0, |e| e.valid_up_to()) })
 }
 
 fn decode_duration(bytes: &[u8]) -> Result<Duration, ValueError> {

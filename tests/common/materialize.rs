@@ -266,7 +266,8 @@ impl Materializer {
             let parts = self.tables.entry((t.keyspace.clone(), t.name.clone())).or_default();
             let p = parts.entry(u.partition_key_bytes().to_vec()).or_insert_with(|| {
                 let mut key = Map::new();
-                for (col, v) in u.partition_key().expect("partition key") {
+                for kv in u.partition_key() {
+                    let (col, v) = kv.expect("partition key");
                     key.insert(col.name.clone(), render(&v));
                 }
                 Partition { key, ..Partition::default() }
