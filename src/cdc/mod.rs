@@ -1,6 +1,22 @@
-//! Stage 5: CDC directories (`cdc_raw`): `_cdc.idx` files, and what reads
-//! segments only as far as Cassandra says they are durable.
+//! Stage 5: CDC directories (`cdc_raw`, format spec §10).
+//!
+//! - [`read_cdc_index`]: `_cdc.idx` files, tolerant of the truncate-then-write
+//!   race (a torn read only ever under-reports what is durable).
+//! - [`Watcher`]: yields, in segment order, every mutation as soon as the idx
+//!   says it is durable and never a byte beyond; starts after a
+//!   [`Checkpoint`]; reports what vanished ([`Event::Lost`]) or is damaged;
+//!   calls a [`CleanupHook`] only for finished, acknowledged segments.
+//! - [`CheckpointFile`]: a checkpoint saved durably (temp file, fsync, rename).
+//! - [`Tracker`]: the watcher's decisions without I/O.
 
+mod checkpoint;
+mod cleanup;
 mod idx;
+mod tracker;
+mod watcher;
 
+pub use checkpoint::{Checkpoint, CheckpointError, CheckpointFile, Position};
+pub use cleanup::{ArchiveTo, CleanupHook, DeleteFiles, SegmentFiles};
 pub use idx::{CdcIndex, IdxError, IdxState, MAX_IDX_LEN, parse_cdc_index, read_cdc_index};
+pub use tracker::{Metrics, Note, Observed, Plan, ReadResult, Tracker};
+pub use watcher::{Batch, CdcError, Damage, Event, WatchOptions, Watcher};

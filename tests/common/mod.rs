@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod cassandra_writer;
 pub mod materialize;
 pub mod spec;
 

@@ -1,0 +1,171 @@
+//! Follows a `cdc_raw` directory and prints every mutation as soon as
+//! Cassandra says it is durable, in the change format of `dump`.
+//!
+//! ```text
+//! cargo run --release --example tail -- --schema FILE.cql --checkpoint FILE \
+//!     [--cleanup delete|archive:DIR] [--idle-exit SECS] [--key ALIAS=HEX]... \
+//!     [--max-batch N] [--poll-ms MS] [--no-notify] CDC_RAW_DIR
+//! ```
+//!
+//! After each batch is printed and flushed, the checkpoint is saved (durably)
+//! and the batch acknowledged; finished, acknowledged segments are then
+//! cleaned up. Started again with the same checkpoint, it continues after the
+//! last saved position. Losses, damage and cleanup failures are reported on
+//! stderr as JSON. Exit status 0 after `--idle-exit` seconds without new
+//! durable data, 1 on an error, 2 on bad arguments.
+
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cassandra_commitlog::cdc::{ArchiveTo, CheckpointFile, DeleteFiles, Event, WatchOptions, Watcher};
+use cassandra_commitlog::schema::Schema;
+use cassandra_commitlog::segment::ReadOptions;
+use serde_json::json;
+
+fn usage() -> ExitCode {
+    eprintln!(
+        "usage: tail --schema FILE.cql --checkpoint FILE [--cleanup delete|archive:DIR] [--idle-exit SECS] \
+         [--key ALIAS=HEX]... [--max-batch N] [--poll-ms MS] [--no-notify] CDC_RAW_DIR"
+    );
+    ExitCode::from(2)
+}
+
+fn parse_key(spec: &str) -> Option<(String, Vec<u8>)> {
+    let (alias, hex) = spec.rsplit_once('=')?;
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    Some((alias.to_owned(), bytes))
+}
+
+enum Cleanup {
+    None,
+    Delete,
+    Archive(PathBuf),
+}
+
+fn main() -> ExitCode {
+    let (mut schema, mut checkpoint, mut dir, mut idle) = (None, None, None, None);
+    let mut cleanup = Cleanup::None;
+    let mut read = ReadOptions::new();
+    let (mut max_batch, mut poll_ms, mut notify) = (1024usize, 100u64, true);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next();
+        match arg.as_str() {
+            "--schema" => schema = value().map(PathBuf::from),
+            "--checkpoint" => checkpoint = value().map(PathBuf::from),
+            "--idle-exit" => match value().and_then(|v| v.parse::<f64>().ok()).filter(|v| *v >= 0.0) {
+                Some(s) => idle = Some(Duration::from_secs_f64(s)),
+                None => return usage(),
+            },
+            "--cleanup" => match value().as_deref() {
+                Some("delete") => cleanup = Cleanup::Delete,
+                Some(v) if v.starts_with("archive:") => {
+                    cleanup = Cleanup::Archive(PathBuf::from(&v["archive:".len()..]))
+                }
+                _ => return usage(),
+            },
+            "--key" => match value().as_deref().and_then(parse_key) {
+                Some((alias, key)) => read = read.key(alias, key),
+                None => return usage(),
+            },
+            "--max-batch" => match value().and_then(|v| v.parse().ok()) {
+                Some(n) => max_batch = n,
+                None => return usage(),
+            },
+            "--poll-ms" => match value().and_then(|v| v.parse().ok()) {
+                Some(n) => poll_ms = n,
+                None => return usage(),
+            },
+            "--no-notify" => notify = false,
+            a if a.starts_with("--") => return usage(),
+            _ => dir = Some(PathBuf::from(arg)),
+        }
+    }
+    let (Some(schema_path), Some(checkpoint), Some(dir)) = (schema, checkpoint, dir) else { return usage() };
+    match run(schema_path, checkpoint, dir, idle, cleanup, read, max_batch, poll_ms, notify) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tail: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run(
+    schema_path: PathBuf,
+    checkpoint: PathBuf,
+    dir: PathBuf,
+    idle: Option<Duration>,
+    cleanup: Cleanup,
+    read: ReadOptions,
+    max_batch: usize,
+    poll_ms: u64,
+    notify: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let text = std::fs::read_to_string(&schema_path).map_err(|e| format!("{}: {e}", schema_path.display()))?;
+    let schema = Arc::new(Schema::parse(&text).map_err(|e| format!("{}: {e}", schema_path.display()))?);
+    let checkpoints = CheckpointFile::new(checkpoint);
+    let mut opts = WatchOptions::new(dir, schema)
+        .start(checkpoints.load()?)
+        .read_options(read)
+        .idle_timeout(idle)
+        .max_batch(max_batch)
+        .poll_interval(Duration::from_millis(poll_ms))
+        .use_notify(notify);
+    opts = match cleanup {
+        Cleanup::None => opts,
+        Cleanup::Delete => opts.cleanup(DeleteFiles),
+        Cleanup::Archive(to) => opts.cleanup(ArchiveTo::new(to)),
+    };
+    let mut watcher = Watcher::new(opts)?;
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    while let Some(event) = watcher.next_event()? {
+        match event {
+            Event::Batch(batch) => {
+                for m in &batch.mutations {
+                    serde_json::to_writer(&mut out, m)?;
+                    out.write_all(b"\n")?;
+                }
+                out.flush()?;
+                for loss in &batch.losses {
+                    eprintln!(
+                        "{}",
+                        json!({"event": "loss", "segment_id": loss.segment_id, "start": loss.start, "end": loss.end, "what": loss.kind.to_string()})
+                    );
+                }
+                checkpoints.save(&batch.checkpoint())?;
+                watcher.ack(batch.to);
+            }
+            Event::Lost { segment_id, from, to } => {
+                eprintln!("{}", json!({"event": "lost", "segment_id": segment_id, "from": from, "to": to}))
+            }
+            Event::Damaged { segment_id, position, detail } => {
+                eprintln!(
+                    "{}",
+                    json!({"event": "damaged", "segment_id": segment_id, "position": position, "what": format!("{detail:?}")})
+                )
+            }
+            Event::IdxBackwards { segment_id, previous, found } => {
+                eprintln!(
+                    "{}",
+                    json!({"event": "idx_backwards", "segment_id": segment_id, "previous": previous, "found": found})
+                )
+            }
+            Event::IdxMalformed(e) => eprintln!("{}", json!({"event": "idx_malformed", "what": e.to_string()})),
+            Event::Cleaned { segment_id } => eprintln!("{}", json!({"event": "cleaned", "segment_id": segment_id})),
+            Event::CleanupFailed { segment_id, error } => {
+                eprintln!("{}", json!({"event": "cleanup_failed", "segment_id": segment_id, "what": error.to_string()}))
+            }
+            other => eprintln!("{}", json!({"event": format!("{other:?}")})),
+        }
+    }
+    Ok(())
+}

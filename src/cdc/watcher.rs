@@ -1,0 +1,545 @@
+//! The `cdc_raw` watcher: yields, in segment order, every mutation as soon
+//! as Cassandra's `_cdc.idx` says it is durable, never a byte beyond; resumes
+//! from a checkpoint; cleans up only what was acknowledged.
+
+use std::collections::VecDeque;
+use std::io;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::checkpoint::{Checkpoint, Position};
+use super::cleanup::{CleanupHook, SegmentFiles};
+use super::idx::{IdxError, IdxState, read_cdc_index};
+use super::tracker::{Metrics, Note, Observed, Plan, ReadResult, Tracker};
+use crate::location::Location;
+use crate::mutation::{Context, Decoder, OwnedMutation};
+use crate::schema::Schema;
+use crate::segment::{self, Item, Loss, ReadOptions, Segment, SegmentName, Tail, TailClass};
+
+/// The newly durable part of one segment (or as much of it as one batch holds).
+#[derive(Debug)]
+pub struct Batch {
+    /// The segment.
+    pub segment_id: i64,
+    /// What had been consumed before this batch (exclusive).
+    pub from: Position,
+    /// What has been consumed with this batch: acknowledge it once the
+    /// mutations are processed.
+    pub to: Position,
+    /// The segment is finished: complete, and read to its end.
+    pub completed: bool,
+    /// The mutations, in position order (those of unknown tables included,
+    /// as undecodable mutations).
+    pub mutations: Vec<OwnedMutation>,
+    /// Entries or sections lost to damage within the batch's range.
+    pub losses: Vec<Loss>,
+}
+
+impl Batch {
+    /// The checkpoint to save once this batch is processed.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint { position: self.to, segment_completed: self.completed }
+    }
+}
+
+/// What the watcher reports besides batches is as important as the data:
+/// nothing is lost silently.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// Newly durable mutations.
+    Batch(Batch),
+    /// A segment known to hold CDC data vanished before it was consumed
+    /// (for example deleted by Cassandra under `cdc_block_writes: false`).
+    Lost {
+        /// The segment.
+        segment_id: i64,
+        /// Position consumed up to.
+        from: u64,
+        /// Last durable offset seen (`None`: unknown).
+        to: Option<u64>,
+    },
+    /// A segment's durable data is damaged beyond this position, or the
+    /// file is unreadable: it is not read further and its files stay.
+    Damaged {
+        /// The segment.
+        segment_id: i64,
+        /// Where reading stopped.
+        position: u64,
+        /// What was found.
+        detail: Damage,
+    },
+    /// An idx offset went backwards: ignored.
+    IdxBackwards {
+        /// The segment.
+        segment_id: i64,
+        /// The offset seen before.
+        previous: u64,
+        /// The smaller one found.
+        found: u64,
+    },
+    /// An idx file that is not Cassandra's format: ignored until it is.
+    IdxMalformed(IdxError),
+    /// A finished, acknowledged segment was cleaned up.
+    Cleaned {
+        /// The segment.
+        segment_id: i64,
+    },
+    /// The cleanup hook failed; it is retried later.
+    CleanupFailed {
+        /// The segment.
+        segment_id: i64,
+        /// The hook's error.
+        error: io::Error,
+    },
+}
+
+/// What was found in a damaged segment.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Damage {
+    /// A marker below the durable offset is corrupt or announces a section
+    /// the file does not hold.
+    Tail(Tail),
+    /// The file cannot be read as a segment (bad header, missing key...).
+    Unreadable(segment::Error),
+}
+
+/// An error that stops a call (the caller may call again).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CdcError {
+    /// Listing the directory or reading a file failed.
+    #[error("{loc}: {source}")]
+    Io {
+        /// Where.
+        loc: Location,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// How to watch a `cdc_raw` directory.
+pub struct WatchOptions {
+    dir: PathBuf,
+    schema: Arc<Schema>,
+    read: ReadOptions,
+    start: Option<Checkpoint>,
+    poll_interval: Duration,
+    idle_timeout: Option<Duration>,
+    max_batch: usize,
+    use_notify: bool,
+    cleanup: Option<Box<dyn CleanupHook>>,
+}
+
+impl WatchOptions {
+    /// Watch `dir`, decoding with `schema`.
+    pub fn new(dir: impl Into<PathBuf>, schema: Arc<Schema>) -> WatchOptions {
+        WatchOptions {
+            dir: dir.into(),
+            schema,
+            read: ReadOptions::new(),
+            start: None,
+            poll_interval: Duration::from_millis(100),
+            idle_timeout: None,
+            max_batch: 4096,
+            use_notify: cfg!(feature = "watch"),
+            cleanup: None,
+        }
+    }
+
+    /// Options for reading segments (encryption keys, section cap). Their
+    /// limit and start position are set by the watcher.
+    pub fn read_options(mut self, read: ReadOptions) -> Self {
+        self.read = read;
+        self
+    }
+
+    /// Start after this checkpoint: everything at or before it counts as
+    /// consumed and acknowledged.
+    pub fn start(mut self, checkpoint: Option<Checkpoint>) -> Self {
+        self.start = checkpoint;
+        self
+    }
+
+    /// How often to look at the directory when no file event arrives
+    /// (with `notify`, a safety net; without it, the polling interval).
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// [`Watcher::next_event`] returns `None` after this long without new
+    /// durable data (the default is to wait forever).
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// The most mutations in one batch (memory is bounded by this).
+    pub fn max_batch(mut self, n: usize) -> Self {
+        self.max_batch = n.max(1);
+        self
+    }
+
+    /// Use file-system events (`notify`, feature `watch`); off: poll only.
+    pub fn use_notify(mut self, on: bool) -> Self {
+        self.use_notify = on && cfg!(feature = "watch");
+        self
+    }
+
+    /// Call this hook for finished, acknowledged segments.
+    pub fn cleanup(mut self, hook: impl CleanupHook + 'static) -> Self {
+        self.cleanup = Some(Box::new(hook));
+        self
+    }
+}
+
+/// Watches a `cdc_raw` directory.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use cassandra_commitlog::cdc::{CheckpointFile, DeleteFiles, Event, WatchOptions, Watcher};
+/// use cassandra_commitlog::schema::Schema;
+///
+/// let schema = Arc::new(Schema::parse(&std::fs::read_to_string("schema.cql")?)?);
+/// let checkpoints = CheckpointFile::new("cdc.checkpoint");
+/// let opts = WatchOptions::new("/var/lib/cassandra/cdc_raw", schema)
+///     .start(checkpoints.load()?)
+///     .cleanup(DeleteFiles);
+/// let mut watcher = Watcher::new(opts)?;
+/// while let Some(event) = watcher.next_event()? {
+///     if let Event::Batch(batch) = event {
+///         for m in &batch.mutations {
+///             println!("{}", serde_json::to_string(m)?);
+///         }
+///         checkpoints.save(&batch.checkpoint())?;
+///         watcher.ack(batch.to);
+///     }
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Watcher {
+    opts: WatchOptions,
+    tracker: Tracker,
+    decoder: Decoder,
+    pending: VecDeque<Event>,
+    /// Cleanup retries: segment id -> (failures, not before).
+    retry: std::collections::HashMap<i64, (u32, Instant)>,
+    last_progress: Instant,
+    wakeups: Wakeups,
+}
+
+/// File-system events, when `notify` is available and asked for.
+struct Wakeups {
+    #[cfg(feature = "watch")]
+    watcher: Option<(notify::RecommendedWatcher, std::sync::mpsc::Receiver<()>)>,
+}
+
+impl Wakeups {
+    fn new(dir: &Path, on: bool) -> Wakeups {
+        #[cfg(feature = "watch")]
+        {
+            use notify::Watcher as _;
+            let watcher = on.then(|| {
+                // One pending wake-up is enough: events coalesce, memory stays bounded.
+                let (tx, rx) = std::sync::mpsc::sync_channel(1);
+                let mut w = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+                    let _ = tx.try_send(());
+                })
+                .ok()?;
+                w.watch(dir, notify::RecursiveMode::NonRecursive).ok()?;
+                Some((w, rx))
+            });
+            Wakeups { watcher: watcher.flatten() }
+        }
+        #[cfg(not(feature = "watch"))]
+        {
+            let _ = (dir, on);
+            Wakeups {}
+        }
+    }
+
+    fn active(&self) -> bool {
+        #[cfg(feature = "watch")]
+        return self.watcher.is_some();
+        #[cfg(not(feature = "watch"))]
+        false
+    }
+
+    /// Waits for a file event or `timeout`.
+    fn wait(&self, timeout: Duration) {
+        #[cfg(feature = "watch")]
+        if let Some((_, rx)) = &self.watcher {
+            if rx.recv_timeout(timeout).is_ok() {
+                while rx.try_recv().is_ok() {}
+            }
+            return;
+        }
+        std::thread::sleep(timeout);
+    }
+}
+
+impl Watcher {
+    /// Starts watching (nothing is read until asked).
+    pub fn new(opts: WatchOptions) -> Result<Watcher, CdcError> {
+        if let Err(source) = std::fs::metadata(&opts.dir) {
+            return Err(CdcError::Io { loc: Location::file(Some(Arc::from(opts.dir.as_path()))), source });
+        }
+        let wakeups = Wakeups::new(&opts.dir, opts.use_notify);
+        Ok(Watcher {
+            tracker: Tracker::new(opts.start),
+            decoder: Decoder::new(),
+            pending: VecDeque::new(),
+            retry: Default::default(),
+            last_progress: Instant::now(),
+            wakeups,
+            opts,
+        })
+    }
+
+    /// Whether file-system events are being used (else the directory is polled).
+    pub fn is_watching(&self) -> bool {
+        self.wakeups.active()
+    }
+
+    /// Acknowledges everything up to and including `position`: segments
+    /// finished at or before it may now be cleaned up.
+    pub fn ack(&mut self, position: Position) {
+        self.tracker.ack(position);
+    }
+
+    /// Consumed and durable positions, lag, segments awaiting cleanup.
+    pub fn metrics(&self) -> Metrics {
+        self.tracker.metrics()
+    }
+
+    /// The next event: blocks until there is one, and returns `Ok(None)`
+    /// once the idle timeout passes with nothing new. Reads only when
+    /// called, so a slow consumer holds the watcher back, not its memory.
+    pub fn next_event(&mut self) -> Result<Option<Event>, CdcError> {
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return Ok(Some(e));
+            }
+            self.clean_up();
+            if let Some(e) = self.pending.pop_front() {
+                return Ok(Some(e));
+            }
+            if let Some(plan) = self.tracker.next_read() {
+                if let Some(batch) = self.read(plan)? {
+                    self.last_progress = Instant::now();
+                    return Ok(Some(Event::Batch(batch)));
+                }
+                continue;
+            }
+            self.scan()?;
+            if !self.pending.is_empty() || self.tracker.next_read().is_some() {
+                continue;
+            }
+            if self.opts.cleanup.is_some() && self.tracker.cleanup_candidates().iter().any(|n| self.retry_due(n.id)) {
+                continue;
+            }
+            if let Some(idle) = self.opts.idle_timeout {
+                let waited = self.last_progress.elapsed();
+                if waited >= idle {
+                    return Ok(None);
+                }
+                self.wakeups.wait(self.opts.poll_interval.min(idle - waited));
+            } else {
+                self.wakeups.wait(self.opts.poll_interval);
+            }
+        }
+    }
+
+    /// Calls `f` with every event until it breaks, or the idle timeout passes.
+    pub fn run(&mut self, mut f: impl FnMut(&mut Watcher, Event) -> ControlFlow<()>) -> Result<(), CdcError> {
+        while let Some(e) = self.next_event()? {
+            if f(self, e).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn dir_loc(&self) -> Location {
+        Location::file(Some(Arc::from(self.opts.dir.as_path())))
+    }
+
+    /// Lists the directory and reads every idx; files may vanish meanwhile.
+    fn scan(&mut self) -> Result<(), CdcError> {
+        let io = |source| CdcError::Io { loc: self.dir_loc(), source };
+        let mut logs = Vec::new();
+        let mut idxs = std::collections::HashSet::new();
+        for entry in std::fs::read_dir(&self.opts.dir).map_err(io)? {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io(e)),
+            };
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(n) = SegmentName::parse(name) {
+                logs.push(n);
+            } else if let Some(n) = SegmentName::parse_cdc_index(name) {
+                idxs.insert(n);
+            }
+        }
+        logs.sort_by_key(|n| n.id);
+        let mut listing = Vec::with_capacity(logs.len());
+        for name in logs {
+            let idx = if idxs.contains(&name) {
+                match read_cdc_index(&self.opts.dir.join(name.cdc_index_file_name())) {
+                    Ok(state) => state,
+                    Err(IdxError::Io { loc, source }) => return Err(CdcError::Io { loc, source }),
+                    Err(e) => {
+                        self.pending.push_back(Event::IdxMalformed(e));
+                        IdxState::NotReady
+                    }
+                }
+            } else {
+                IdxState::Missing
+            };
+            listing.push(Observed { name, log: true, idx });
+        }
+        for note in self.tracker.observe(&listing) {
+            self.pending.push_back(match note {
+                Note::Lost { segment_id, from, to } => Event::Lost { segment_id, from, to },
+                Note::Backwards { segment_id, previous, found } => Event::IdxBackwards { segment_id, previous, found },
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads one plan; `None` when it gave nothing to report.
+    fn read(&mut self, plan: Plan) -> Result<Option<Batch>, CdcError> {
+        let path = self.opts.dir.join(plan.name.file_name());
+        let seg = match Segment::open(&path) {
+            Ok(s) => s,
+            Err(segment::Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                // Gone between listing and opening: the next scan says so.
+                self.scan()?;
+                return Ok(None);
+            }
+            Err(segment::Error::Io { loc, source }) => return Err(CdcError::Io { loc, source }),
+            Err(e) => {
+                self.tracker.read_done(
+                    &plan,
+                    ReadResult { consumed: plan.after, at_end: true, broken_at: Some(plan.after), damaged: true },
+                );
+                self.pending.push_back(Event::Damaged {
+                    segment_id: plan.name.id,
+                    position: plan.after,
+                    detail: Damage::Unreadable(e),
+                });
+                return Ok(None);
+            }
+        };
+        let opts = self.opts.read.clone().strict(false).limit(plan.limit).after(plan.after);
+        let path: Arc<Path> = Arc::from(path.as_path());
+        let mut reader = match seg.reader(&opts) {
+            Ok(r) => r,
+            Err(e) => {
+                self.tracker.read_done(
+                    &plan,
+                    ReadResult { consumed: plan.after, at_end: true, broken_at: Some(plan.after), damaged: true },
+                );
+                self.pending.push_back(Event::Damaged {
+                    segment_id: plan.name.id,
+                    position: plan.after,
+                    detail: Damage::Unreadable(e),
+                });
+                return Ok(None);
+            }
+        };
+        let mut mutations = Vec::new();
+        let mut losses = Vec::new();
+        let mut consumed = plan.after;
+        let mut cut_short = false;
+        // Not strict: damage comes as items, so `next` has no error to give.
+        while let Ok(Some(item)) = reader.next() {
+            match item {
+                Item::Entry(e) => {
+                    let ctx = Context::of_entry(&e, seg.descriptor(), Some(path.clone()));
+                    consumed = e.position;
+                    let bytes = seg.entry_bytes(&e);
+                    mutations.push(OwnedMutation::decode(&mut self.decoder, bytes, self.opts.schema.clone(), ctx));
+                    if mutations.len() >= self.opts.max_batch {
+                        cut_short = true;
+                        break;
+                    }
+                }
+                Item::Loss(l) => {
+                    consumed = consumed.max(l.end);
+                    losses.push(l);
+                }
+                Item::Section(_) => {}
+            }
+        }
+        let summary = reader.summary();
+        let mut broken_at = None;
+        if !cut_short {
+            consumed = consumed.max(summary.end.min(plan.limit));
+            if let Some(tail) = summary.tail
+                && tail.class() != TailClass::Clean
+            {
+                broken_at = Some(summary.end);
+                self.pending.push_back(Event::Damaged {
+                    segment_id: plan.name.id,
+                    position: summary.end,
+                    detail: Damage::Tail(tail),
+                });
+            }
+        }
+        let damaged = !losses.is_empty();
+        let at_end = !cut_short;
+        self.tracker.read_done(&plan, ReadResult { consumed, at_end, broken_at, damaged });
+        let completed = plan.completed && at_end && broken_at.is_none();
+        let from = Position { segment_id: plan.name.id, offset: plan.after };
+        let to = Position { segment_id: plan.name.id, offset: consumed };
+        if mutations.is_empty() && losses.is_empty() && !completed {
+            return Ok(None);
+        }
+        Ok(Some(Batch { segment_id: plan.name.id, from, to, completed, mutations, losses }))
+    }
+
+    fn retry_due(&self, id: i64) -> bool {
+        self.retry.get(&id).is_none_or(|(_, at)| Instant::now() >= *at)
+    }
+
+    /// Runs the cleanup hook for every segment that may be cleaned up now.
+    fn clean_up(&mut self) {
+        let Some(hook) = self.opts.cleanup.as_mut() else { return };
+        for name in self.tracker.cleanup_candidates() {
+            if self.retry.get(&name.id).is_some_and(|(_, at)| Instant::now() < *at) {
+                continue;
+            }
+            let files = SegmentFiles::in_dir(&self.opts.dir, name);
+            match hook.cleanup(&files) {
+                Ok(()) => {
+                    self.tracker.cleaned(name.id);
+                    self.retry.remove(&name.id);
+                    self.pending.push_back(Event::Cleaned { segment_id: name.id });
+                }
+                Err(error) => {
+                    let failures = self.retry.get(&name.id).map_or(1, |(n, _)| n + 1);
+                    let backoff =
+                        self.opts.poll_interval.saturating_mul(1 << failures.min(10)).min(Duration::from_secs(60));
+                    self.retry.insert(name.id, (failures, Instant::now() + backoff));
+                    self.pending.push_back(Event::CleanupFailed { segment_id: name.id, error });
+                }
+            }
+        }
+    }
+}
+
+impl Iterator for Watcher {
+    type Item = Result<Event, CdcError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_event().transpose()
+    }
+}

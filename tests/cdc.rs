@@ -1,0 +1,449 @@
+//! The CDC watcher: the idx parser under the truncate-then-write race; the
+//! `tail` example following a `cdc_raw` fed by a Cassandra-like writer (same
+//! output as `dump` on the finished files, never a decoy from past the
+//! durable offset); crash and resume from the checkpoint; cleanup only of
+//! finished, acknowledged, undamaged segments; losses made visible.
+
+mod common;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cassandra_commitlog::builder::{CellKind, CellSpec, ColumnSpec, RowSpec, Unfiltered, UpdateSpec, encode_mutation};
+use cassandra_commitlog::cdc::{
+    Checkpoint, CheckpointFile, CleanupHook, DeleteFiles, Event, Position, SegmentFiles, WatchOptions, Watcher,
+    parse_cdc_index,
+};
+use cassandra_commitlog::location::Location;
+use cassandra_commitlog::mutation::Liveness;
+use cassandra_commitlog::schema::Schema;
+use cassandra_commitlog::segment::{Keys, SegmentName};
+use common::cassandra_writer::{CassandraWriter, DECOY};
+use common::{corpus, corpus_keys, segment_dirs, segment_files};
+
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("examples").join(name);
+    if !bin.is_file() {
+        let ok = Command::new(env!("CARGO"))
+            .args(["build", "--example", name])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    bin
+}
+
+#[test]
+fn idx_parser_under_every_prefix_of_every_corpus_idx() {
+    let Some(corpus) = corpus() else { return };
+    let mut files = 0;
+    for dir in segment_dirs(&corpus) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if !path.to_string_lossy().ends_with("_cdc.idx") {
+                continue;
+            }
+            let text = std::fs::read(&path).unwrap();
+            let full = parse_cdc_index(&text, &Location::default()).unwrap().unwrap();
+            let digits = text.iter().take_while(|b| b.is_ascii_digit()).count();
+            for cut in 0..=text.len() {
+                // What a reader racing the truncate-then-write can see.
+                let got = parse_cdc_index(&text[..cut], &Location::default()).unwrap();
+                let Some(got) = got else {
+                    assert_eq!(cut, 0, "only an empty file is not ready");
+                    continue;
+                };
+                assert!(got.offset > 0 && got.offset <= full.offset, "{}: prefix of {cut}", path.display());
+                if cut > digits {
+                    assert_eq!(got.offset, full.offset, "the offset is whole once a line end follows it");
+                }
+                assert_eq!(got.completed, full.completed && cut == text.len(), "{}: {cut}", path.display());
+            }
+            files += 1;
+        }
+    }
+    assert!(files >= 70, "{files} idx files");
+}
+
+/// A mutation of `cdc_test.scalars` that never happened.
+fn decoy(schema: &Schema) -> Vec<u8> {
+    let t = schema.table("cdc_test", "scalars").unwrap();
+    let cell = CellSpec { timestamp: 1, kind: CellKind::Live, path: None, value: DECOY.as_bytes().to_vec() };
+    let u = UpdateSpec {
+        table_id: t.id,
+        key: 424242i32.to_be_bytes().to_vec(),
+        deletion: None,
+        static_row: None,
+        unfiltereds: vec![Unfiltered::Row(RowSpec {
+            clustering: vec![],
+            liveness: Some(Liveness { timestamp: 1, expiry: None }),
+            deletion: None,
+            columns: vec![("c_text".into(), ColumnSpec::Simple(cell))],
+        })],
+    };
+    encode_mutation(&[(t, &u)], false)
+}
+
+fn keys_for(corpus: &Path, capture: &str) -> (Keys, Vec<String>) {
+    let mut keys = Keys::new();
+    let mut args = Vec::new();
+    for (folder, alias, key) in corpus_keys(corpus) {
+        if folder == capture {
+            args.push("--key".to_owned());
+            args.push(format!("{alias}={}", key.iter().map(|b| format!("{b:02x}")).collect::<String>()));
+            keys.insert(alias, key);
+        }
+    }
+    (keys, args)
+}
+
+fn lines(bytes: &[u8]) -> Vec<String> {
+    // A line cut by a kill has no newline: it was not printed.
+    let text = String::from_utf8_lossy(bytes);
+    let mut out: Vec<String> = text.split_inclusive('\n').map(str::to_owned).collect();
+    if out.last().is_some_and(|l| !l.ends_with('\n')) {
+        out.pop();
+    }
+    out.into_iter().map(|l| l.trim_end().to_owned()).collect()
+}
+
+fn dump_cdc(dir: &Path, schema: &Path, key_args: &[String]) -> Vec<String> {
+    let mut cmd = Command::new(example("dump"));
+    cmd.args(key_args).arg("--schema").arg(schema).arg("--cdc").arg(dir);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    lines(&out.stdout)
+}
+
+#[test]
+fn tail_follows_a_cdc_raw_written_like_cassandra() {
+    let Some(corpus) = corpus() else { return };
+    for (capture, notify) in
+        [("cassandra-4.0.0", true), ("cassandra-4.0.0-lz4", false), ("cassandra-4.0.0-encrypted", true)]
+    {
+        let tmp = tempfile::tempdir().unwrap();
+        let dst = tmp.path().join("cdc_raw");
+        std::fs::create_dir(&dst).unwrap();
+        let schema_path = corpus.join(capture).join("schema_after_phase2/schema_internals.cql");
+        let schema = Schema::parse(&std::fs::read_to_string(&schema_path).unwrap()).unwrap();
+        let (keys, key_args) = keys_for(&corpus, capture);
+        let writer = CassandraWriter {
+            dst: dst.clone(),
+            pace: Duration::from_micros(700),
+            decoy_mutation: decoy(&schema),
+            keys,
+        };
+        let sources = segment_files(&corpus.join(capture).join("cdc_raw_after_shutdown"));
+        let mut tail = Command::new(example("tail"));
+        tail.args(&key_args)
+            .arg("--schema")
+            .arg(&schema_path)
+            .arg("--checkpoint")
+            .arg(tmp.path().join("cp.json"))
+            .args(["--idle-exit", "3", "--poll-ms", "20"])
+            .arg(&dst)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if !notify {
+            tail.arg("--no-notify");
+        }
+        let mut child = tail.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            std::io::BufReader::new(stdout).read_to_end(&mut out).unwrap();
+            out
+        });
+        writer.replay(&sources);
+        let out = reader.join().unwrap();
+        let status = child.wait().unwrap();
+        let mut err = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        assert!(status.success(), "{capture}: {err}");
+        let got = lines(&out);
+        assert!(!got.iter().any(|l| l.contains(DECOY)), "{capture}: a decoy from past the durable offset was emitted");
+        let want = dump_cdc(&dst, &schema_path, &key_args);
+        assert!(!want.iter().any(|l| l.contains(DECOY)));
+        assert_eq!(got.len(), want.len(), "{capture}");
+        assert!(got == want, "{capture}: tail and dump differ");
+        assert!(got.len() > 1500);
+        assert!(!err.contains("\"lost\"") && !err.contains("\"damaged\""), "{capture}: {err}");
+    }
+}
+
+fn position(line: &str) -> (i64, u64) {
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    (v["segment_id"].as_i64().unwrap(), v["position"].as_u64().unwrap())
+}
+
+#[test]
+fn killed_and_restarted_tail_loses_nothing_and_repeats_nothing_before_its_checkpoint() {
+    let Some(corpus) = corpus() else { return };
+    let capture = corpus.join("cassandra-4.0.0");
+    let schema_path = capture.join("schema_after_phase2/schema_internals.cql");
+    let tmp = tempfile::tempdir().unwrap();
+    let dst = tmp.path().join("cdc_raw");
+    std::fs::create_dir(&dst).unwrap();
+    for f in std::fs::read_dir(capture.join("cdc_raw_after_shutdown")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, dst.join(f.file_name().unwrap())).unwrap();
+    }
+    let want = dump_cdc(&dst, &schema_path, &[]);
+    let checkpoint = CheckpointFile::new(tmp.path().join("cp.json"));
+    let mut seen: Vec<(i64, u64)> = Vec::new();
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let (mut kills, mut finished, mut runs_with_output) = (0, false, 0);
+    // Kills at random points for 40 rounds, then one run left to finish.
+    for round in 0..41 {
+        let before = checkpoint.load().unwrap().map(|c| (c.position.segment_id, c.position.offset));
+        let out_path = tmp.path().join(format!("out-{round}"));
+        let mut child = Command::new(example("tail"))
+            .arg("--schema")
+            .arg(&schema_path)
+            .arg("--checkpoint")
+            .arg(checkpoint.path())
+            .args(["--idle-exit", "0.5", "--max-batch", "16", "--cleanup", "delete"])
+            .arg(&dst)
+            .stdout(std::fs::File::create(&out_path).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let exited = if round < 40 {
+            std::thread::sleep(Duration::from_millis(5 + rng % 120));
+            child.try_wait().unwrap()
+        } else {
+            Some(child.wait().unwrap())
+        };
+        if exited.is_none() {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            kills += 1;
+        }
+        let printed: Vec<(i64, u64)> = lines(&std::fs::read(&out_path).unwrap()).iter().map(|l| position(l)).collect();
+        if let Some(cp) = before {
+            assert!(printed.iter().all(|p| *p > cp), "round {round}: printed again what the checkpoint had");
+        }
+        runs_with_output += usize::from(!printed.is_empty());
+        seen.extend(printed);
+        if exited.is_some_and(|s| s.success()) {
+            finished = true;
+            break;
+        }
+    }
+    assert!(finished, "tail never got to its idle exit");
+    assert!(kills >= 20, "only {kills} kills");
+    assert!(runs_with_output >= 5, "the stream was cut across only {runs_with_output} runs");
+    eprintln!("{kills} kills, output in {runs_with_output} runs");
+    seen.sort();
+    seen.dedup();
+    let want_positions: Vec<(i64, u64)> = want.iter().map(|l| position(l)).collect();
+    assert_eq!(seen, want_positions, "the union of all runs is the whole stream");
+    // Every finished segment was deleted; the ones without an idx stay.
+    let left: Vec<String> =
+        std::fs::read_dir(&dst).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(left.iter().all(|n| !n.ends_with("_cdc.idx")), "{left:?}");
+    assert_eq!(left.len(), 2, "the two preallocated segments: {left:?}");
+}
+
+// ---------- cleanup and losses, in process ----------
+
+fn fixture_copy() -> (tempfile::TempDir, PathBuf, Arc<Schema>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dst = tmp.path().join("cdc_raw");
+    std::fs::create_dir(&dst).unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+    for f in std::fs::read_dir(src.join("cdc_raw")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, dst.join(f.file_name().unwrap())).unwrap();
+    }
+    let schema = Schema::parse(&std::fs::read_to_string(src.join("cdc_schema.cql")).unwrap()).unwrap();
+    (tmp, dst, Arc::new(schema))
+}
+
+fn opts(dir: &Path, schema: &Arc<Schema>) -> WatchOptions {
+    WatchOptions::new(dir, schema.clone())
+        .idle_timeout(Some(Duration::from_millis(300)))
+        .poll_interval(Duration::from_millis(20))
+}
+
+fn exists(dir: &Path, id: i64) -> bool {
+    dir.join(SegmentName { version: 7, id }.file_name()).exists()
+}
+
+#[test]
+fn cleanup_waits_for_completion_and_acknowledgement() {
+    let (_tmp, dir, schema) = fixture_copy();
+    let mut w = Watcher::new(opts(&dir, &schema).cleanup(DeleteFiles)).unwrap();
+    let mut batches = Vec::new();
+    while let Some(e) = w.next_event().unwrap() {
+        match e {
+            Event::Batch(b) => batches.push(b),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(batches.len(), 2);
+    assert!(batches[0].completed && !batches[1].completed);
+    assert_eq!(batches.iter().map(|b| b.mutations.len()).sum::<usize>(), 8);
+    assert!(exists(&dir, 2000), "finished but not acknowledged: kept");
+    assert_eq!(w.metrics().awaiting_cleanup, 0);
+    // Acknowledging everything: only the finished segment goes.
+    w.ack(batches[1].to);
+    assert_eq!(w.metrics().awaiting_cleanup, 1);
+    let mut cleaned = Vec::new();
+    while let Some(e) = w.next_event().unwrap() {
+        if let Event::Cleaned { segment_id } = e {
+            cleaned.push(segment_id);
+        }
+    }
+    assert_eq!(cleaned, [2000]);
+    assert!(!exists(&dir, 2000) && !dir.join("CommitLog-7-2000_cdc.idx").exists());
+    assert!(exists(&dir, 2001), "live segment: kept");
+    assert!(exists(&dir, 2002), "segment without idx: kept");
+    let m = w.metrics();
+    assert_eq!((m.lag_bytes, m.lag_segments, m.awaiting_cleanup), (0, 0, 0));
+    assert_eq!(m.consumed, Some(Position { segment_id: 2001, offset: 309 }));
+}
+
+#[test]
+fn damaged_segments_are_reported_and_never_cleaned_up() {
+    let (_tmp, dir, schema) = fixture_copy();
+    // Flip a byte inside the first mutation of the finished segment.
+    let path = dir.join("CommitLog-7-2000.log");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[20 + 8 + 8 + 30] ^= 0x40;
+    std::fs::write(&path, &bytes).unwrap();
+    let cleaned = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = cleaned.clone();
+    let hook = move |_: &SegmentFiles| {
+        c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    };
+    let mut w = Watcher::new(opts(&dir, &schema).cleanup(hook)).unwrap();
+    let mut losses = 0;
+    while let Some(e) = w.next_event().unwrap() {
+        if let Event::Batch(b) = e {
+            losses += b.losses.len();
+            w.ack(b.to);
+        }
+    }
+    assert_eq!(losses, 1);
+    assert_eq!(cleaned.load(std::sync::atomic::Ordering::SeqCst), 0, "a damaged segment is never cleaned up");
+    assert!(exists(&dir, 2000));
+    assert_eq!(w.metrics().damaged_segments, 1);
+}
+
+#[test]
+fn vanished_segments_are_lost_and_preallocated_ones_are_not() {
+    let (_tmp, dir, schema) = fixture_copy();
+    let mut w = Watcher::new(opts(&dir, &schema).max_batch(2)).unwrap();
+    // Read the first batch of segment 2000, then it disappears (as under
+    // cdc_block_writes: false), and so does the preallocated 2002.
+    let Some(Event::Batch(first)) = w.next_event().unwrap() else { panic!("a batch first") };
+    assert_eq!((first.segment_id, first.mutations.len()), (2000, 2));
+    std::fs::remove_file(dir.join("CommitLog-7-2000.log")).unwrap();
+    std::fs::remove_file(dir.join("CommitLog-7-2000_cdc.idx")).unwrap();
+    std::fs::remove_file(dir.join("CommitLog-7-2002.log")).unwrap();
+    let mut lost = Vec::new();
+    let mut later = 0;
+    while let Some(e) = w.next_event().unwrap() {
+        match e {
+            Event::Lost { segment_id, from, to } => lost.push((segment_id, from, to)),
+            Event::Batch(b) => {
+                assert_eq!(b.segment_id, 2001, "reading goes on with the next segment");
+                later += b.mutations.len();
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(lost, [(2000, first.to.offset, Some(602))]);
+    assert_eq!(later, 3);
+}
+
+#[test]
+fn a_restart_resumes_after_its_checkpoint_and_reports_a_vanished_checkpoint_segment() {
+    let (tmp, dir, schema) = fixture_copy();
+    let cp = Checkpoint { position: Position { segment_id: 2000, offset: 429 }, segment_completed: false };
+    let mut w = Watcher::new(opts(&dir, &schema).start(Some(cp))).unwrap();
+    let mut positions = Vec::new();
+    while let Some(e) = w.next_event().unwrap() {
+        if let Event::Batch(b) = e {
+            positions.extend(b.mutations.iter().map(|m| (m.context().segment_id, m.context().position)));
+        }
+    }
+    assert_eq!(positions, [(2000, 500), (2000, 594), (2001, 179), (2001, 231), (2001, 309)]);
+    // The checkpoint file itself: durable, and exactly what was saved.
+    let file = CheckpointFile::new(tmp.path().join("cp.json"));
+    assert_eq!(file.load().unwrap(), None);
+    file.save(&cp).unwrap();
+    assert_eq!(file.load().unwrap(), Some(cp));
+    assert!(!tmp.path().join("cp.json.tmp").exists());
+    // If the checkpoint's segment is gone before it was finished: a loss.
+    std::fs::remove_file(dir.join("CommitLog-7-2000.log")).unwrap();
+    let mut w = Watcher::new(opts(&dir, &schema).start(Some(cp))).unwrap();
+    let Some(Event::Lost { segment_id: 2000, from: 429, to: None }) = w.next_event().unwrap() else {
+        panic!("lost first")
+    };
+}
+
+#[test]
+fn failed_cleanups_are_reported_and_retried_and_io_errors_clean_nothing() {
+    let (_tmp, dir, schema) = fixture_copy();
+    let mut failures = 2;
+    let hook = move |files: &SegmentFiles| {
+        if failures > 0 {
+            failures -= 1;
+            return Err(std::io::Error::other("archive full"));
+        }
+        DeleteFiles.cleanup(files)
+    };
+    let mut w = Watcher::new(opts(&dir, &schema).cleanup(hook).idle_timeout(Some(Duration::from_millis(800)))).unwrap();
+    let (mut failed, mut cleaned) = (0, 0);
+    while let Some(e) = w.next_event().unwrap() {
+        match e {
+            Event::Batch(b) => w.ack(b.to),
+            Event::CleanupFailed { segment_id: 2000, .. } => failed += 1,
+            Event::Cleaned { segment_id: 2000 } => cleaned += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((failed, cleaned), (2, 1));
+    // An I/O error (a segment that cannot be read as a file) stops the call
+    // and is no reason to clean anything up.
+    let (_tmp, dir, schema) = fixture_copy();
+    let log = dir.join("CommitLog-7-2000.log");
+    std::fs::remove_file(&log).unwrap();
+    std::fs::create_dir(&log).unwrap();
+    let mut w = Watcher::new(opts(&dir, &schema).cleanup(DeleteFiles)).unwrap();
+    let err = loop {
+        match w.next_event() {
+            Err(e) => break e,
+            Ok(Some(Event::Batch(b))) => w.ack(b.to),
+            Ok(other) => panic!("{other:?}"),
+        }
+    };
+    assert!(err.to_string().contains("CommitLog-7-2000.log"), "{err}");
+    assert!(log.is_dir() && dir.join("CommitLog-7-2000_cdc.idx").exists());
+}
+
+#[test]
+fn idx_going_backwards_is_ignored_and_reported() {
+    let (_tmp, dir, schema) = fixture_copy();
+    let mut w = Watcher::new(opts(&dir, &schema)).unwrap();
+    while let Some(e) = w.next_event().unwrap() {
+        assert!(matches!(e, Event::Batch(_)));
+    }
+    std::fs::write(dir.join("CommitLog-7-2001_cdc.idx"), "200").unwrap();
+    let e = w.next_event().unwrap();
+    assert!(matches!(e, Some(Event::IdxBackwards { segment_id: 2001, previous: 309, found: 200 })), "{e:?}");
+    std::fs::write(dir.join("CommitLog-7-2001_cdc.idx"), "not a number").unwrap();
+    let e = w.next_event().unwrap();
+    assert!(matches!(e, Some(Event::IdxMalformed(_))), "{e:?}");
+}
