@@ -118,6 +118,8 @@ pub struct Tracker {
     start_checked: bool,
     acked: Option<Position>,
     last_consumed: Option<Position>,
+    /// Idx files whose `.log` is gone (a cleanup cut short, for example).
+    orphans: Vec<SegmentName>,
 }
 
 impl Tracker {
@@ -185,6 +187,8 @@ impl Tracker {
                 }
             }
         }
+        self.orphans =
+            listing.iter().filter(|o| !o.log && !matches!(o.idx, IdxState::Missing)).map(|o| o.name).collect();
         // Segments gone from the listing.
         let gone: Vec<i64> = self.segs.iter().filter(|(_, t)| !t.present).map(|(id, _)| *id).collect();
         for id in gone {
@@ -239,8 +243,12 @@ impl Tracker {
     }
 
     /// Segments that may be cleaned up now: finished, undamaged, still
-    /// there, and acknowledged to their end.
+    /// there, and acknowledged to their end; and idx files left without
+    /// their `.log` behind the acknowledged position.
     pub fn cleanup_candidates(&self) -> Vec<SegmentName> {
+        let orphans = self.orphans.iter().filter(|n| {
+            self.acked.is_some_and(|a| n.id < a.segment_id) && !self.segs.get(&n.id).is_some_and(|t| t.damaged)
+        });
         self.segs
             .values()
             .filter(|t| t.present && !t.cleaned && !t.damaged && (t.had_idx || t.before_start))
@@ -251,6 +259,7 @@ impl Tracker {
                 done && acked
             })
             .map(|t| t.name)
+            .chain(orphans.copied())
             .collect()
     }
 
@@ -259,6 +268,7 @@ impl Tracker {
         if let Some(t) = self.segs.get_mut(&id) {
             t.cleaned = true;
         }
+        self.orphans.retain(|n| n.id != id);
     }
 
     /// The counters.
@@ -279,6 +289,11 @@ impl Tracker {
         }
         m.awaiting_cleanup = self.cleanup_candidates().len() as u64;
         m
+    }
+
+    /// The highest idx offset seen for a segment.
+    pub fn durable(&self, id: i64) -> Option<u64> {
+        self.segs.get(&id).filter(|t| t.had_idx).map(|t| t.durable)
     }
 
     /// Whether the segment has been consumed to its end.
@@ -355,6 +370,18 @@ mod tests {
         // A checkpoint whose segment is gone unfinished: a loss.
         let mut t = Tracker::new(Some(cp));
         assert_eq!(t.observe(&[obs(3, Some((10, false)))]), [Note::Lost { segment_id: 2, from: 40, to: None }]);
+    }
+
+    #[test]
+    fn idx_files_left_without_their_log_are_cleaned_up_behind_the_ack() {
+        let mut t = Tracker::new(None);
+        let orphan = |id| Observed { name: SegmentName { version: 7, id }, log: false, idx: IdxState::NotReady };
+        assert!(t.observe(&[orphan(1), orphan(5)]).is_empty());
+        assert!(t.cleanup_candidates().is_empty(), "nothing acknowledged yet");
+        t.ack(Position { segment_id: 3, offset: 0 });
+        assert_eq!(t.cleanup_candidates().iter().map(|n| n.id).collect::<Vec<_>>(), [1]);
+        t.cleaned(1);
+        assert!(t.cleanup_candidates().is_empty());
     }
 
     #[test]

@@ -18,6 +18,9 @@ use crate::mutation::{Context, Decoder, OwnedMutation};
 use crate::schema::Schema;
 use crate::segment::{self, Item, Loss, ReadOptions, Segment, SegmentName, Tail, TailClass};
 
+/// How often to read again an idx that seems to have gone backwards.
+const TORN_READ_RETRIES: usize = 5;
+
 /// The newly durable part of one segment (or as much of it as one batch holds).
 #[derive(Debug)]
 pub struct Batch {
@@ -390,9 +393,29 @@ impl Watcher {
         }
         logs.sort_by_key(|n| n.id);
         let mut listing = Vec::with_capacity(logs.len());
+        let log_set: std::collections::HashSet<SegmentName> = logs.iter().copied().collect();
+        for name in idxs.iter().filter(|n| !log_set.contains(n)) {
+            // An idx left without its log: only its presence matters.
+            listing.push(Observed { name: *name, log: false, idx: IdxState::NotReady });
+        }
         for name in logs {
             let idx = if idxs.contains(&name) {
-                match read_cdc_index(&self.opts.dir.join(name.cdc_index_file_name())) {
+                let path = self.opts.dir.join(name.cdc_index_file_name());
+                let mut state = read_cdc_index(&path);
+                // A smaller offset than before is most likely a read that raced
+                // Cassandra's truncate-then-write (a prefix of the digits):
+                // look again before calling it a step backwards.
+                let known = self.tracker.durable(name.id);
+                for _ in 0..TORN_READ_RETRIES {
+                    match &state {
+                        Ok(IdxState::Ready(i)) if known.is_some_and(|k| i.offset < k) => {
+                            std::thread::sleep(Duration::from_millis(1));
+                            state = read_cdc_index(&path);
+                        }
+                        _ => break,
+                    }
+                }
+                match state {
                     Ok(state) => state,
                     Err(IdxError::Io { loc, source }) => return Err(CdcError::Io { loc, source }),
                     Err(e) => {
