@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cassandra_commitlog::cdc::{ArchiveTo, CheckpointFile, DeleteFiles, Event, WatchOptions, Watcher};
+use cassandra_commitlog::mutation::Decoder;
 use cassandra_commitlog::schema::Schema;
 use cassandra_commitlog::segment::ReadOptions;
 use serde_json::json;
@@ -125,13 +126,17 @@ fn run(
         Cleanup::Archive(to) => opts.cleanup(ArchiveTo::new(to)),
     };
     let mut watcher = Watcher::new(opts)?;
+    let mut decoder = Decoder::new();
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     while let Some(event) = watcher.next_event()? {
         match event {
             Event::Batch(batch) => {
-                for m in &batch.mutations {
-                    serde_json::to_writer(&mut out, m)?;
+                for i in 0..batch.len() {
+                    match batch.decode(i, &mut decoder) {
+                        Ok(m) => serde_json::to_writer(&mut out, &m)?,
+                        Err(u) => serde_json::to_writer(&mut out, &*u)?,
+                    }
                     out.write_all(b"\n")?;
                 }
                 out.flush()?;

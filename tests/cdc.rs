@@ -306,7 +306,15 @@ fn cleanup_waits_for_completion_and_acknowledgement() {
     }
     assert_eq!(batches.len(), 2);
     assert!(batches[0].completed && !batches[1].completed);
-    assert_eq!(batches.iter().map(|b| b.mutations.len()).sum::<usize>(), 8);
+    // The owned form, sent to another thread, renders as the borrowed one.
+    let mut decoder = cassandra_commitlog::mutation::Decoder::new();
+    let owned = batches[0].owned(&mut decoder);
+    let direct: Vec<String> = (0..batches[0].len())
+        .map(|i| serde_json::to_string(&batches[0].decode(i, &mut decoder).unwrap()).unwrap())
+        .collect();
+    let sent = std::thread::spawn(move || owned.iter().map(|m| serde_json::to_string(m).unwrap()).collect::<Vec<_>>());
+    assert_eq!(sent.join().unwrap(), direct);
+    assert_eq!(batches.iter().map(|b| b.len()).sum::<usize>(), 8);
     assert!(exists(&dir, 2000), "finished but not acknowledged: kept");
     assert_eq!(w.metrics().awaiting_cleanup, 0);
     // Acknowledging everything: only the finished segment goes.
@@ -362,7 +370,7 @@ fn vanished_segments_are_lost_and_preallocated_ones_are_not() {
     // Read the first batch of segment 2000, then it disappears (as under
     // cdc_block_writes: false), and so does the preallocated 2002.
     let Some(Event::Batch(first)) = w.next_event().unwrap() else { panic!("a batch first") };
-    assert_eq!((first.segment_id, first.mutations.len()), (2000, 2));
+    assert_eq!((first.segment_id, first.len()), (2000, 2));
     std::fs::remove_file(dir.join("CommitLog-7-2000.log")).unwrap();
     std::fs::remove_file(dir.join("CommitLog-7-2000_cdc.idx")).unwrap();
     std::fs::remove_file(dir.join("CommitLog-7-2002.log")).unwrap();
@@ -373,7 +381,7 @@ fn vanished_segments_are_lost_and_preallocated_ones_are_not() {
             Event::Lost { segment_id, from, to } => lost.push((segment_id, from, to)),
             Event::Batch(b) => {
                 assert_eq!(b.segment_id, 2001, "reading goes on with the next segment");
-                later += b.mutations.len();
+                later += b.len();
             }
             other => panic!("{other:?}"),
         }
@@ -390,7 +398,7 @@ fn a_restart_resumes_after_its_checkpoint_and_reports_a_vanished_checkpoint_segm
     let mut positions = Vec::new();
     while let Some(e) = w.next_event().unwrap() {
         if let Event::Batch(b) = e {
-            positions.extend(b.mutations.iter().map(|m| (m.context().segment_id, m.context().position)));
+            positions.extend(b.entries.iter().map(|e| (e.context.segment_id, e.context.position)));
         }
     }
     assert_eq!(positions, [(2000, 500), (2000, 594), (2001, 179), (2001, 231), (2001, 309)]);

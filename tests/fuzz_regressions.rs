@@ -77,3 +77,19 @@ fn schema_regressions() {
         harness::schema(&text[..cut]);
     }
 }
+
+#[test]
+fn idx_regressions() {
+    replay("idx", harness::idx);
+    for text in [&b"1047767\nCOMPLETED"[..], b"37509", b"41678\r\nCOMPLETED\r\n", b""] {
+        harness::idx(text);
+    }
+}
+
+#[test]
+fn dir_events_regressions() {
+    replay("dir_events", harness::dir_events);
+    // A deterministic walk through every operation.
+    let ops: Vec<u8> = (0..4000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    harness::dir_events(&ops);
+}

@@ -166,3 +166,139 @@ pub fn schema(data: &[u8]) {
         }
     }
 }
+
+use cassandra_commitlog::cdc::{CdcIndex, IdxState, Observed, Position, ReadResult, Tracker, parse_cdc_index};
+use cassandra_commitlog::location::Location;
+use cassandra_commitlog::segment::SegmentName;
+
+/// Target `idx`: the `_cdc.idx` parser on arbitrary bytes. Whatever parses,
+/// every prefix of it (what a read racing the rewrite sees) parses to an
+/// offset no greater, and completed only when whole.
+pub fn idx(data: &[u8]) {
+    let Ok(Some(full)) = parse_cdc_index(data, &Location::default()) else { return };
+    for cut in 0..data.len() {
+        match parse_cdc_index(&data[..cut], &Location::default()) {
+            Ok(None) => assert_eq!(cut, 0),
+            Ok(Some(p)) => {
+                assert!(p.offset <= full.offset);
+                assert!(!p.completed || full.completed);
+            }
+            Err(e) => panic!("a prefix of a valid idx is not an error: {e}"),
+        }
+    }
+}
+
+/// What the `dir_events` target's model knows of one segment.
+#[derive(Clone, Copy, Default)]
+struct ModelSeg {
+    log: bool,
+    idx: Option<(u64, bool)>,
+    /// Read to the end of a completed segment, without damage.
+    finished: bool,
+    damaged: bool,
+    consumed: u64,
+    /// The highest idx offset the tracker has been shown, and whether any
+    /// showing said completed: durable data stays durable.
+    observed: (u64, bool),
+    /// Whether the log was there at the last observation (the tracker
+    /// decides on what it was shown; Cassandra never reuses an id).
+    seen_log: bool,
+}
+
+/// Target `dir_events`: a sequence of directory changes (segments and idx
+/// files created, advanced, deleted), reads, acknowledgements and cleanups
+/// driven through the watcher's [`Tracker`], checking what must hold: reads
+/// in segment order, never past the durable offset, and cleanup only of
+/// finished, undamaged, acknowledged segments (or orphaned idx files
+/// behind the acknowledgement).
+pub fn dir_events(data: &[u8]) {
+    let mut model: std::collections::BTreeMap<i64, ModelSeg> = Default::default();
+    let mut t = Tracker::new(None);
+    let mut acked: Option<Position> = None;
+    let mut bytes = data.iter().copied();
+    let name = |id: i64| SegmentName { version: 7, id };
+    while let Some(op) = bytes.next() {
+        let arg = bytes.next().unwrap_or(0);
+        let id = (arg % 8) as i64;
+        match op % 8 {
+            0 => model.entry(id).or_default().log = true,
+            1 => {
+                let s = model.entry(id).or_default();
+                let (off, done) = s.idx.unwrap_or((0, false));
+                s.idx = Some((off + (arg as u64 >> 3) * 40, done || arg & 4 != 0));
+            }
+            2 => {
+                if let Some(s) = model.get_mut(&id) {
+                    s.log = false;
+                }
+            }
+            3 => {
+                if let Some(s) = model.get_mut(&id) {
+                    s.idx = None;
+                }
+            }
+            4 => {
+                let listing: Vec<Observed> = model
+                    .iter()
+                    .filter(|(_, s)| s.log || s.idx.is_some())
+                    .map(|(&id, s)| Observed {
+                        name: name(id),
+                        log: s.log,
+                        idx: s.idx.map_or(IdxState::Missing, |(offset, completed)| {
+                            IdxState::Ready(CdcIndex { offset, completed })
+                        }),
+                    })
+                    .collect();
+                for s in model.values_mut() {
+                    s.seen_log = s.log;
+                    if !s.log {
+                        // A segment whose log is gone is forgotten by the
+                        // tracker; one appearing again under the same id is new.
+                        (s.finished, s.damaged, s.consumed, s.observed) = (false, false, 0, (0, false));
+                    }
+                    if let Some((offset, completed)) = s.idx {
+                        s.observed = (s.observed.0.max(offset), s.observed.1 || completed);
+                    }
+                }
+                t.observe(&listing);
+            }
+            5 => {
+                let Some(plan) = t.next_read() else { continue };
+                let s = model.get(&plan.name.id).copied().unwrap_or_default();
+                let (durable, completed) = s.observed;
+                assert!(plan.limit <= durable, "never past the durable offset");
+                assert!(plan.after <= plan.limit);
+                assert!(!plan.completed || completed);
+                let consumed = plan.after + (plan.limit - plan.after) * (arg as u64 % 3) / 2;
+                let result = ReadResult {
+                    consumed,
+                    at_end: consumed == plan.limit || arg & 8 != 0,
+                    broken_at: (arg & 0x30 == 0x30).then_some(consumed),
+                    damaged: arg & 0x40 != 0,
+                };
+                t.read_done(&plan, result);
+                let m = model.entry(plan.name.id).or_default();
+                m.consumed = m.consumed.max(consumed);
+                m.damaged |= result.damaged || result.broken_at.is_some();
+                m.finished |= plan.completed && result.at_end && result.broken_at.is_none();
+            }
+            6 => {
+                let p = Position { segment_id: id, offset: arg as u64 * 64 };
+                t.ack(p);
+                acked = Some(acked.map_or(p, |a| a.max(p)));
+            }
+            _ => {
+                for n in t.cleanup_candidates() {
+                    let s = model.get(&n.id).copied().unwrap_or_default();
+                    let acked_to = |pos: Position| acked.is_some_and(|a| a >= pos);
+                    let orphan = !s.seen_log && acked.is_some_and(|a| n.id < a.segment_id);
+                    let finished =
+                        s.finished && !s.damaged && acked_to(Position { segment_id: n.id, offset: s.consumed });
+                    assert!(orphan || finished, "cleanup of segment {} that is not finished and acknowledged", n.id);
+                    model.remove(&n.id);
+                    t.cleaned(n.id);
+                }
+            }
+        }
+    }
+}

@@ -19,4 +19,4 @@ pub use checkpoint::{Checkpoint, CheckpointError, CheckpointFile, Position};
 pub use cleanup::{ArchiveTo, CleanupHook, DeleteFiles, SegmentFiles};
 pub use idx::{CdcIndex, IdxError, IdxState, MAX_IDX_LEN, parse_cdc_index, read_cdc_index};
 pub use tracker::{Metrics, Note, Observed, Plan, ReadResult, Tracker};
-pub use watcher::{Batch, CdcError, Damage, Event, WatchOptions, Watcher};
+pub use watcher::{Batch, BatchEntry, CdcError, Damage, Event, WatchOptions, Watcher};

@@ -14,14 +14,30 @@ use super::cleanup::{CleanupHook, SegmentFiles};
 use super::idx::{IdxError, IdxState, read_cdc_index};
 use super::tracker::{Metrics, Note, Observed, Plan, ReadResult, Tracker};
 use crate::location::Location;
-use crate::mutation::{Context, Decoder, OwnedMutation};
+use bytes::Bytes;
+
+use crate::mutation::{Context, Decoded, Decoder, OwnedMutation};
 use crate::schema::Schema;
 use crate::segment::{self, Item, Loss, ReadOptions, Segment, SegmentName, Tail, TailClass};
 
 /// How often to read again an idx that seems to have gone backwards.
 const TORN_READ_RETRIES: usize = 5;
 
+/// One entry of a batch: the mutation's bytes (a view into the memory map
+/// for plain segments) and where it is.
+#[derive(Clone, Debug)]
+pub struct BatchEntry {
+    /// The serialized mutation.
+    pub bytes: Bytes,
+    /// Segment, position, file.
+    pub context: Context,
+}
+
 /// The newly durable part of one segment (or as much of it as one batch holds).
+///
+/// Its entries are decoded when asked: [`decode`](Batch::decode) with a
+/// reused [`Decoder`] allocates nothing; [`owned`](Batch::owned) gives
+/// mutations to keep.
 #[derive(Debug)]
 pub struct Batch {
     /// The segment.
@@ -33,14 +49,44 @@ pub struct Batch {
     pub to: Position,
     /// The segment is finished: complete, and read to its end.
     pub completed: bool,
-    /// The mutations, in position order (those of unknown tables included,
-    /// as undecodable mutations).
-    pub mutations: Vec<OwnedMutation>,
+    /// The entries, in position order.
+    pub entries: Vec<BatchEntry>,
     /// Entries or sections lost to damage within the batch's range.
     pub losses: Vec<Loss>,
+    schema: Arc<Schema>,
 }
 
 impl Batch {
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are no entries (a batch can only finish a segment).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Decodes the `i`-th entry (mutations of unknown tables, such as
+    /// Cassandra's system tables, come back as undecodable).
+    pub fn decode<'d>(&'d self, i: usize, decoder: &'d mut Decoder) -> Decoded<'d> {
+        let e = &self.entries[i];
+        decoder.decode(&e.bytes, &self.schema, e.context.clone())
+    }
+
+    /// Every entry decoded into an owned mutation, to keep or send away.
+    pub fn owned(&self, decoder: &mut Decoder) -> Vec<OwnedMutation> {
+        self.entries
+            .iter()
+            .map(|e| OwnedMutation::decode(decoder, e.bytes.clone(), self.schema.clone(), e.context.clone()))
+            .collect()
+    }
+
+    /// The schema the entries decode with.
+    pub fn schema(&self) -> &Arc<Schema> {
+        &self.schema
+    }
+
     /// The checkpoint to save once this batch is processed.
     pub fn checkpoint(&self) -> Checkpoint {
         Checkpoint { position: self.to, segment_completed: self.completed }
@@ -206,6 +252,7 @@ impl WatchOptions {
 /// ```no_run
 /// use std::sync::Arc;
 /// use cassandra_commitlog::cdc::{CheckpointFile, DeleteFiles, Event, WatchOptions, Watcher};
+/// use cassandra_commitlog::mutation::Decoder;
 /// use cassandra_commitlog::schema::Schema;
 ///
 /// let schema = Arc::new(Schema::parse(&std::fs::read_to_string("schema.cql")?)?);
@@ -214,10 +261,14 @@ impl WatchOptions {
 ///     .start(checkpoints.load()?)
 ///     .cleanup(DeleteFiles);
 /// let mut watcher = Watcher::new(opts)?;
+/// let mut decoder = Decoder::new();
 /// while let Some(event) = watcher.next_event()? {
 ///     if let Event::Batch(batch) = event {
-///         for m in &batch.mutations {
-///             println!("{}", serde_json::to_string(m)?);
+///         for i in 0..batch.len() {
+///             match batch.decode(i, &mut decoder) {
+///                 Ok(m) => println!("{}", serde_json::to_string(&m)?),
+///                 Err(u) => println!("{}", serde_json::to_string(&*u)?),
+///             }
 ///         }
 ///         checkpoints.save(&batch.checkpoint())?;
 ///         watcher.ack(batch.to);
@@ -228,12 +279,14 @@ impl WatchOptions {
 pub struct Watcher {
     opts: WatchOptions,
     tracker: Tracker,
-    decoder: Decoder,
     pending: VecDeque<Event>,
     /// Cleanup retries: segment id -> (failures, not before).
     retry: std::collections::HashMap<i64, (u32, Instant)>,
     last_progress: Instant,
     wakeups: Wakeups,
+    /// The segment being read, mapped, and the file length it was mapped
+    /// at: kept while the file does not grow (a new map sees appended data).
+    open: Option<(SegmentName, u64, Segment)>,
 }
 
 /// File-system events, when `notify` is available and asked for.
@@ -295,11 +348,11 @@ impl Watcher {
         let wakeups = Wakeups::new(&opts.dir, opts.use_notify);
         Ok(Watcher {
             tracker: Tracker::new(opts.start),
-            decoder: Decoder::new(),
             pending: VecDeque::new(),
             retry: Default::default(),
             last_progress: Instant::now(),
             wakeups,
+            open: None,
             opts,
         })
     }
@@ -440,7 +493,16 @@ impl Watcher {
     /// Reads one plan; `None` when it gave nothing to report.
     fn read(&mut self, plan: Plan) -> Result<Option<Batch>, CdcError> {
         let path = self.opts.dir.join(plan.name.file_name());
-        let seg = match Segment::open(&path) {
+        let len = match std::fs::metadata(&path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.scan()?;
+                return Ok(None);
+            }
+            Err(source) => return Err(CdcError::Io { loc: Location::file(Some(Arc::from(path.as_path()))), source }),
+        };
+        let cached = self.open.take().filter(|(n, l, _)| *n == plan.name && *l == len);
+        let seg = match cached.map(|(_, _, s)| Ok(s)).unwrap_or_else(|| Segment::open(&path)) {
             Ok(s) => s,
             Err(segment::Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
                 // Gone between listing and opening: the next scan says so.
@@ -478,7 +540,7 @@ impl Watcher {
                 return Ok(None);
             }
         };
-        let mut mutations = Vec::new();
+        let mut entries = Vec::new();
         let mut losses = Vec::new();
         let mut consumed = plan.after;
         let mut cut_short = false;
@@ -486,11 +548,10 @@ impl Watcher {
         while let Ok(Some(item)) = reader.next() {
             match item {
                 Item::Entry(e) => {
-                    let ctx = Context::of_entry(&e, seg.descriptor(), Some(path.clone()));
+                    let context = Context::of_entry(&e, seg.descriptor(), Some(path.clone()));
                     consumed = e.position;
-                    let bytes = seg.entry_bytes(&e);
-                    mutations.push(OwnedMutation::decode(&mut self.decoder, bytes, self.opts.schema.clone(), ctx));
-                    if mutations.len() >= self.opts.max_batch {
+                    entries.push(BatchEntry { bytes: seg.entry_bytes(&e), context });
+                    if entries.len() >= self.opts.max_batch {
                         cut_short = true;
                         break;
                     }
@@ -502,7 +563,9 @@ impl Watcher {
                 Item::Section(_) => {}
             }
         }
-        let summary = reader.summary();
+        let summary = reader.summary().clone();
+        drop(reader);
+        self.open = Some((plan.name, len, seg));
         let mut broken_at = None;
         if !cut_short {
             consumed = consumed.max(summary.end.min(plan.limit));
@@ -523,10 +586,11 @@ impl Watcher {
         let completed = plan.completed && at_end && broken_at.is_none();
         let from = Position { segment_id: plan.name.id, offset: plan.after };
         let to = Position { segment_id: plan.name.id, offset: consumed };
-        if mutations.is_empty() && losses.is_empty() && !completed {
+        if entries.is_empty() && losses.is_empty() && !completed {
             return Ok(None);
         }
-        Ok(Some(Batch { segment_id: plan.name.id, from, to, completed, mutations, losses }))
+        let schema = self.opts.schema.clone();
+        Ok(Some(Batch { segment_id: plan.name.id, from, to, completed, entries, losses, schema }))
     }
 
     fn retry_due(&self, id: i64) -> bool {

@@ -342,9 +342,10 @@ impl Decoder {
         }
     }
 
-    /// The records of the last decode, to keep in an owned mutation.
-    pub(crate) fn take_records(&mut self) -> (Records, Context) {
-        (std::mem::take(&mut self.rec), std::mem::take(&mut self.ctx))
+    /// A copy of the last decode's records, sized to fit, to keep in an
+    /// owned mutation (the decoder keeps its buffers for the next one).
+    pub(crate) fn copy_records(&self) -> (Records, Context) {
+        (self.rec.clone(), self.ctx.clone())
     }
 }
 

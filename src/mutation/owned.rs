@@ -19,8 +19,8 @@ pub struct OwnedMutation {
     bytes: Bytes,
     schema: Arc<Schema>,
     records: Arc<Records>,
-    ctx: Arc<Context>,
-    error: Option<MutationError>,
+    ctx: Context,
+    error: Option<Box<MutationError>>,
 }
 
 impl std::fmt::Debug for OwnedMutation {
@@ -39,9 +39,9 @@ impl OwnedMutation {
     /// fails to decode is kept too: [`error`](Self::error) says why, and
     /// [`view`](Self::view) has the updates decoded before the failure.
     pub fn decode(decoder: &mut Decoder, bytes: Bytes, schema: Arc<Schema>, ctx: Context) -> OwnedMutation {
-        let error = decoder.decode(&bytes, &schema, ctx).err().map(|u| u.error);
-        let (records, ctx) = decoder.take_records();
-        OwnedMutation { bytes, schema, records: Arc::new(records), ctx: Arc::new(ctx), error }
+        let error = decoder.decode(&bytes, &schema, ctx).err().map(|u| Box::new(u.error));
+        let (records, ctx) = decoder.copy_records();
+        OwnedMutation { bytes, schema, records: Arc::new(records), ctx, error }
     }
 
     /// A view of the mutation (complete, or the part decoded before an error).
@@ -51,7 +51,7 @@ impl OwnedMutation {
 
     /// Why the mutation did not decode completely, if it did not.
     pub fn error(&self) -> Option<&MutationError> {
-        self.error.as_ref()
+        self.error.as_deref()
     }
 
     /// The serialized mutation.
@@ -74,7 +74,7 @@ impl Serialize for OwnedMutation {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match &self.error {
             None => self.view().serialize(s),
-            Some(error) => super::decode::Undecodable { partial: self.view(), error: error.clone() }.serialize(s),
+            Some(error) => super::decode::Undecodable { partial: self.view(), error: (**error).clone() }.serialize(s),
         }
     }
 }
