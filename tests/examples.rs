@@ -207,3 +207,27 @@ fn dump_over_every_capture_has_no_error_on_a_cdc_test_table() {
         assert!(lines.iter().filter(|l| l["keyspace"] == "cdc_test").count() > 1500, "{capture}");
     }
 }
+
+#[test]
+fn decode_stats_on_the_testdata_cdc_raw() {
+    let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+    let out = Command::new(example("decode_stats"))
+        .arg("--schema")
+        .arg(testdata.join("cdc_schema.cql"))
+        .arg(testdata.join("cdc_raw/CommitLog-7-2000.log"))
+        .arg(testdata.join("cdc_raw/CommitLog-7-2001.log"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Nine mutations (testdata/README.md). Cells: mutation 1 has 3 simple
+    // cells, 2 list elements, 1 set element, 2 UDT fields and the dropped
+    // note (9); 2 has site and value (2); 3 a value (1); 4 two set elements
+    // (2); 5 the counter (1); 8 and 9 a customer each (1 + 1).
+    assert_eq!(
+        (v["entries"].as_u64(), v["mutations"].as_u64(), v["undecodable"].as_u64()),
+        (Some(9), Some(9), Some(0))
+    );
+    assert_eq!(v["cells"], 9 + 2 + 1 + 2 + 1 + 1 + 1);
+    assert_eq!(v["invalid_values"], 0);
+}
