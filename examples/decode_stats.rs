@@ -13,6 +13,9 @@
 
 use std::process::ExitCode;
 
+#[path = "common/mod.rs"]
+mod common;
+
 use cassandra_commitlog::mutation::{Context, Decoder, Mutation};
 use cassandra_commitlog::schema::Schema;
 use cassandra_commitlog::segment::{ReadOptions, Segment};
@@ -57,17 +60,10 @@ fn main() -> ExitCode {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--schema" => schema = args.next(),
-            "--key" => {
-                let Some((alias, hex)) =
-                    args.next().and_then(|s| s.rsplit_once('=').map(|(a, h)| (a.to_owned(), h.to_owned())))
-                else {
-                    return ExitCode::from(2);
-                };
-                let key: Option<Vec<u8>> =
-                    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect();
-                let Some(key) = key else { return ExitCode::from(2) };
-                opts = opts.key(alias, key);
-            }
+            "--key" => match args.next().as_deref().and_then(common::parse_key) {
+                Some((alias, key)) => opts = opts.key(alias, key),
+                None => return ExitCode::from(2),
+            },
             _ => files.push(a),
         }
     }

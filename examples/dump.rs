@@ -11,6 +11,9 @@
 //! entries, torn tails) is reported on stderr. Exit status 0 when every
 //! segment was read, 1 when one could not be, 2 on bad arguments.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -26,15 +29,6 @@ fn usage() -> ExitCode {
     ExitCode::from(2)
 }
 
-fn parse_key(spec: &str) -> Option<(String, Vec<u8>)> {
-    let (alias, hex) = spec.rsplit_once('=')?;
-    let bytes = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect::<Option<Vec<u8>>>()?;
-    Some((alias.to_owned(), bytes))
-}
-
 fn main() -> ExitCode {
     let mut schema_path = None;
     let mut opts = ReadOptions::new();
@@ -47,7 +41,7 @@ fn main() -> ExitCode {
                 Some(p) => schema_path = Some(PathBuf::from(p)),
                 None => return usage(),
             },
-            "--key" => match args.next().as_deref().and_then(parse_key) {
+            "--key" => match args.next().as_deref().and_then(common::parse_key) {
                 Some((alias, key)) => opts = opts.key(alias, key),
                 None => return usage(),
             },
@@ -69,7 +63,7 @@ fn main() -> ExitCode {
     };
     let mut files = Vec::new();
     for path in &paths {
-        match segment_files(path) {
+        match common::segment_files(path) {
             Ok(mut f) => files.append(&mut f),
             Err(e) => {
                 eprintln!("dump: {}: {e}", path.display());
@@ -105,22 +99,6 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
-}
-
-/// A file as given, or a directory's segments; each with its segment id.
-fn segment_files(path: &Path) -> std::io::Result<Vec<(i64, PathBuf)>> {
-    if !path.is_dir() {
-        let id = SegmentName::from_path(path).map_or(i64::MIN, |n| n.id);
-        return Ok(vec![(id, path.to_owned())]);
-    }
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(path)? {
-        let p = entry?.path();
-        if let Some(name) = SegmentName::from_path(&p) {
-            found.push((name.id, p));
-        }
-    }
-    Ok(found)
 }
 
 fn dump_segment(

@@ -8,6 +8,9 @@
 //! segment-id order). Exit status 0 when every file was examined, damaged
 //! ones included; 2 on bad arguments or a directory that cannot be listed.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -27,7 +30,7 @@ fn main() -> ExitCode {
     while let Some(arg) = args.next() {
         if arg == "--key" {
             let Some(spec) = args.next() else { return usage() };
-            match parse_key(&spec) {
+            match common::parse_key(&spec) {
                 Some((alias, key)) => opts = opts.key(alias, key),
                 None => {
                     eprintln!("segments: --key wants ALIAS=HEX, got {spec:?}");
@@ -45,7 +48,7 @@ fn main() -> ExitCode {
     }
     let mut files = Vec::new();
     for path in &paths {
-        match segment_files(path) {
+        match common::segment_files(path) {
             Ok(mut f) => files.append(&mut f),
             Err(e) => {
                 eprintln!("segments: {}: {e}", path.display());
@@ -53,35 +56,10 @@ fn main() -> ExitCode {
             }
         }
     }
-    for file in files {
+    for (_, file) in files {
         println!("{}", examine(&file, &opts));
     }
     ExitCode::SUCCESS
-}
-
-fn parse_key(spec: &str) -> Option<(String, Vec<u8>)> {
-    let (alias, hex) = spec.rsplit_once('=')?;
-    let bytes = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect::<Option<Vec<u8>>>()?;
-    Some((alias.to_owned(), bytes))
-}
-
-/// A file as given, or a directory's `CommitLog-*.log` files by segment id.
-fn segment_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
-    if !path.is_dir() {
-        return Ok(vec![path.to_owned()]);
-    }
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(path)? {
-        let p = entry?.path();
-        if let Some(name) = SegmentName::from_path(&p) {
-            found.push((name.id, p));
-        }
-    }
-    found.sort();
-    Ok(found.into_iter().map(|(_, p)| p).collect())
 }
 
 fn examine(path: &Path, opts: &ReadOptions) -> Value {

@@ -14,6 +14,9 @@
 //! stderr as JSON. Exit status 0 after `--idle-exit` seconds without new
 //! durable data, 1 on an error, 2 on bad arguments.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,15 +35,6 @@ fn usage() -> ExitCode {
          [--key ALIAS=HEX]... [--max-batch N] [--poll-ms MS] [--no-notify] CDC_RAW_DIR"
     );
     ExitCode::from(2)
-}
-
-fn parse_key(spec: &str) -> Option<(String, Vec<u8>)> {
-    let (alias, hex) = spec.rsplit_once('=')?;
-    let bytes = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect::<Option<Vec<u8>>>()?;
-    Some((alias.to_owned(), bytes))
 }
 
 enum Cleanup {
@@ -71,7 +65,7 @@ fn main() -> ExitCode {
                 }
                 _ => return usage(),
             },
-            "--key" => match value().as_deref().and_then(parse_key) {
+            "--key" => match value().as_deref().and_then(common::parse_key) {
                 Some((alias, key)) => read = read.key(alias, key),
                 None => return usage(),
             },

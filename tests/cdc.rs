@@ -22,21 +22,7 @@ use cassandra_commitlog::mutation::Liveness;
 use cassandra_commitlog::schema::Schema;
 use cassandra_commitlog::segment::{Keys, SegmentName};
 use common::cassandra_writer::{CassandraWriter, DECOY};
-use common::{corpus, corpus_keys, segment_dirs, segment_files};
-
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("examples").join(name);
-    if !bin.is_file() {
-        let ok = Command::new(env!("CARGO"))
-            .args(["build", "--example", name])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-    bin
-}
+use common::{corpus, corpus_keys, example, segment_dirs, segment_files};
 
 #[test]
 fn idx_parser_under_every_prefix_of_every_corpus_idx() {

@@ -10,8 +10,7 @@ use std::path::Path;
 
 use cassandra_commitlog::cdc::{IdxState, read_cdc_index};
 use cassandra_commitlog::segment::{Error, Item, ReadOptions, Segment, SegmentName, Tail, TailClass};
-use common::{corpus, options_for, segment_dirs, segment_files};
-use serde_json::Value;
+use common::{CAPTURES, corpus, options_for, reference_counts, segment_dirs, segment_files};
 
 fn folder_of(corpus: &Path, dir: &Path) -> String {
     dir.strip_prefix(corpus).unwrap().to_string_lossy().replace('\\', "/")
@@ -20,10 +19,8 @@ fn folder_of(corpus: &Path, dir: &Path) -> String {
 #[test]
 fn every_segment_matches_the_reference_walk() {
     let Some(corpus) = corpus() else { return };
-    let text = std::fs::read_to_string(corpus.join("reference_counts.jsonl")).unwrap();
     let mut checked = 0;
-    for line in text.lines() {
-        let r: Value = serde_json::from_str(line).unwrap();
+    for r in reference_counts(&corpus) {
         let folder = r["folder"].as_str().unwrap();
         let file = corpus.join(folder).join(r["file"].as_str().unwrap());
         let seg = Segment::open(&file).unwrap_or_else(|e| panic!("{e}"));
@@ -86,13 +83,7 @@ fn readme_walk_tables(readme: &str) -> HashMap<String, HashMap<String, HashMap<S
 fn captures_match_their_readme_walk_tables() {
     let Some(corpus) = corpus() else { return };
     let mut rows = 0;
-    for capture in [
-        "cassandra-4.0.0",
-        "cassandra-4.0-alpha4",
-        "cassandra-4.0.0-lz4",
-        "cassandra-4.0.0-zstd",
-        "cassandra-4.0.0-encrypted",
-    ] {
+    for capture in CAPTURES {
         let readme = std::fs::read_to_string(corpus.join(capture).join("README.md")).unwrap();
         let tables = readme_walk_tables(&readme);
         assert_eq!(tables.len(), 2, "{capture}: both walk tables");

@@ -5,25 +5,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{corpus, corpus_keys, segment_dirs};
+use common::{CAPTURES, corpus, corpus_keys, example, reference_counts, segment_dirs};
 use serde_json::Value;
-
-/// The example binary `cargo test` built beside this test (built on demand
-/// when only this test target was selected).
-pub fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().join("examples");
-    let bin = dir.join(name);
-    if !bin.is_file() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--example", name])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap();
-        assert!(status.success(), "building example {name}");
-    }
-    bin
-}
 
 fn run_segments(args: &[String]) -> (Vec<Value>, i32) {
     let out = Command::new(example("segments")).args(args).output().unwrap();
@@ -48,11 +31,7 @@ fn key_args(corpus: &Path) -> Vec<String> {
 #[test]
 fn segments_over_every_cdc_raw_folder_prints_the_reference_counts() {
     let Some(corpus) = corpus() else { return };
-    let reference: Vec<Value> = std::fs::read_to_string(corpus.join("reference_counts.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let reference = reference_counts(&corpus);
     let dirs: Vec<PathBuf> = segment_dirs(&corpus)
         .into_iter()
         .filter(|d| d.file_name().unwrap().to_string_lossy().starts_with("cdc_raw"))
@@ -171,18 +150,8 @@ fn dump_on_the_testdata_cdc_raw() {
 #[test]
 fn dump_over_every_capture_has_no_error_on_a_cdc_test_table() {
     let Some(corpus) = corpus() else { return };
-    let reference: Vec<Value> = std::fs::read_to_string(corpus.join("reference_counts.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    for capture in [
-        "cassandra-4.0.0",
-        "cassandra-4.0-alpha4",
-        "cassandra-4.0.0-lz4",
-        "cassandra-4.0.0-zstd",
-        "cassandra-4.0.0-encrypted",
-    ] {
+    let reference = reference_counts(&corpus);
+    for capture in CAPTURES {
         let folder = format!("{capture}/cdc_raw_after_shutdown");
         let schema = corpus.join(capture).join("schema_after_phase2/schema_internals.cql");
         let mut args = key_args(&corpus);

@@ -9,6 +9,7 @@ pub mod materialize;
 pub mod spec;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use cassandra_commitlog::segment::{Keys, ReadOptions, SegmentName};
 
@@ -146,4 +147,38 @@ pub fn naive_plain_walk(data: &[u8]) -> Vec<NaiveSection> {
         pos = next;
     }
     sections
+}
+
+/// The five CDC captures of the corpus.
+pub const CAPTURES: [&str; 5] = [
+    "cassandra-4.0.0",
+    "cassandra-4.0-alpha4",
+    "cassandra-4.0.0-lz4",
+    "cassandra-4.0.0-zstd",
+    "cassandra-4.0.0-encrypted",
+];
+
+/// The rows of `reference_counts.jsonl`.
+pub fn reference_counts(corpus: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(corpus.join("reference_counts.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The example binary `cargo test` built beside this test (built on demand
+/// when only one test target was selected).
+pub fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("examples").join(name);
+    if !bin.is_file() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--example", name])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap();
+        assert!(status.success(), "building example {name}");
+    }
+    bin
 }
