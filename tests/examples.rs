@@ -8,14 +8,19 @@ use std::process::Command;
 use common::{CAPTURES, corpus, corpus_keys, example, reference_counts, segment_dirs};
 use serde_json::Value;
 
-fn run_segments(args: &[String]) -> (Vec<Value>, i32) {
-    let out = Command::new(example("segments")).args(args).output().unwrap();
+/// Runs an example; its stdout's JSON lines and its exit status.
+fn run_json(name: &str, args: &[String]) -> (Vec<Value>, i32) {
+    let out = Command::new(example(name)).args(args).output().unwrap();
     let lines = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
     (lines, out.status.code().unwrap_or(-1))
+}
+
+fn run_segments(args: &[String]) -> (Vec<Value>, i32) {
+    run_json("segments", args)
 }
 
 fn key_args(corpus: &Path) -> Vec<String> {
@@ -104,13 +109,7 @@ fn segments_on_the_testdata_matches_its_readme() {
 }
 
 fn run_dump(args: &[String]) -> (Vec<Value>, i32) {
-    let out = Command::new(example("dump")).args(args).output().unwrap();
-    let lines = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect();
-    (lines, out.status.code().unwrap_or(-1))
+    run_json("dump", args)
 }
 
 #[test]
