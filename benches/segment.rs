@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use cassandra_commitlog::mutation::{Context, Decoder, Mutation};
 use cassandra_commitlog::schema::Schema;
-use cassandra_commitlog::segment::{Item, ReadOptions, Segment, SegmentName};
+use cassandra_commitlog::segment::{Item, ReadBuffers, ReadOptions, Segment, SegmentName};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 fn segments(dir: &Path) -> Vec<Segment> {
@@ -45,15 +45,18 @@ fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")
 }
 
-/// Walks every entry, touching its bytes' length; returns the entry count.
-fn walk(segs: &[Segment]) -> u64 {
+/// Walks every entry, touching its bytes' length; returns the bytes seen.
+/// The section buffer is reused across segments and runs, as the
+/// baseline's is.
+fn walk(segs: &[Segment], buffers: &mut ReadBuffers) -> u64 {
     let opts = ReadOptions::new();
     let mut n = 0u64;
     for s in segs {
-        let mut r = s.reader(&opts).expect("reader");
+        let mut r = s.reader_with(&opts, std::mem::take(buffers)).expect("reader");
         while let Some(e) = r.next_entry().expect("tolerant walk") {
             n += e.mutation.len() as u64;
         }
+        *buffers = r.into_buffers();
     }
     n
 }
@@ -91,11 +94,11 @@ fn touch(m: &Mutation<'_>) -> u64 {
 }
 
 /// Walks and decodes every entry; returns (mutations decoded, cells).
-fn decode(segs: &[Segment], schema: &Schema, decoder: &mut Decoder) -> (u64, u64) {
+fn decode(segs: &[Segment], schema: &Schema, decoder: &mut Decoder, buffers: &mut ReadBuffers) -> (u64, u64) {
     let opts = ReadOptions::new();
     let (mut mutations, mut cells) = (0, 0);
     for s in segs {
-        let mut r = s.reader(&opts).expect("reader");
+        let mut r = s.reader_with(&opts, std::mem::take(buffers)).expect("reader");
         while let Some(e) = r.next_entry().expect("tolerant walk") {
             let ctx = Context::of_entry(&e, s.descriptor(), None);
             if let Ok(m) = decoder.decode(e.mutation, schema, ctx) {
@@ -103,6 +106,7 @@ fn decode(segs: &[Segment], schema: &Schema, decoder: &mut Decoder) -> (u64, u64
                 cells += touch(&m);
             }
         }
+        *buffers = r.into_buffers();
     }
     (mutations, cells)
 }
@@ -159,7 +163,8 @@ fn bench(c: &mut Criterion) {
             x
         })
     });
-    g.bench_function("plain/walk", |b| b.iter(|| black_box(walk(&plain))));
+    let mut buffers = ReadBuffers::default();
+    g.bench_function("plain/walk", |b| b.iter(|| black_box(walk(&plain, &mut buffers))));
     g.throughput(Throughput::Bytes(lz4_bytes));
     g.bench_function("lz4/lz4_flex", |b| {
         let mut buf = vec![0u8; max_section];
@@ -171,7 +176,7 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
-    g.bench_function("lz4/walk", |b| b.iter(|| black_box(walk(&lz4))));
+    g.bench_function("lz4/walk", |b| b.iter(|| black_box(walk(&lz4, &mut buffers))));
     let schema_of = |capture: &str| {
         Schema::parse(&std::fs::read_to_string(corpus().join(capture).join("schema/schema_internals.cql")).unwrap())
             .unwrap()
@@ -181,11 +186,13 @@ fn bench(c: &mut Criterion) {
     for (name, segs, schema, bytes) in
         [("plain", &plain, &plain_schema, plain_bytes), ("lz4", &lz4, &lz4_schema, lz4_bytes)]
     {
-        let (mutations, cells) = decode(segs, schema, &mut decoder);
+        let (mutations, cells) = decode(segs, schema, &mut decoder, &mut buffers);
         let entries = segs.iter().map(|s| s.walk(&ReadOptions::new()).unwrap().entries).sum::<u64>();
         eprintln!("{name}: {bytes} logical bytes, {entries} entries, {mutations} mutations decoded, {cells} cells");
         g.throughput(Throughput::Bytes(bytes));
-        g.bench_function(format!("{name}/decode"), |b| b.iter(|| black_box(decode(segs, schema, &mut decoder))));
+        g.bench_function(format!("{name}/decode"), |b| {
+            b.iter(|| black_box(decode(segs, schema, &mut decoder, &mut buffers)))
+        });
     }
     g.finish();
 }

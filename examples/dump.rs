@@ -22,7 +22,7 @@ use std::sync::Arc;
 use cassandra_commitlog::cdc::{IdxState, read_cdc_index};
 use cassandra_commitlog::mutation::{Context, Decoder};
 use cassandra_commitlog::schema::Schema;
-use cassandra_commitlog::segment::{Item, ReadOptions, Segment, SegmentName, TailClass};
+use cassandra_commitlog::segment::{Item, ReadBuffers, ReadOptions, Segment, SegmentName, TailClass};
 
 fn usage() -> ExitCode {
     eprintln!("usage: dump --schema FILE.cql [--key ALIAS=HEX]... [--cdc] PATH...");
@@ -76,6 +76,7 @@ fn main() -> ExitCode {
     let mut out = BufWriter::new(out.lock());
     let mut failed = false;
     let mut decoder = Decoder::new();
+    let mut buffers = ReadBuffers::default();
     for (_, file) in files {
         let mut file_opts = opts.clone();
         if cdc {
@@ -90,7 +91,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        if let Err(e) = dump_segment(&file, &file_opts, &schema, &mut decoder, &mut out) {
+        if let Err(e) = dump_segment(&file, &file_opts, &schema, &mut decoder, &mut buffers, &mut out) {
             eprintln!("dump: {e}");
             failed = true;
         }
@@ -106,11 +107,12 @@ fn dump_segment(
     opts: &ReadOptions,
     schema: &Schema,
     decoder: &mut Decoder,
+    buffers: &mut ReadBuffers,
     out: &mut impl Write,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let segment = Segment::open(file)?;
     let path: Arc<Path> = Arc::from(file);
-    let mut reader = segment.reader(opts)?;
+    let mut reader = segment.reader_with(opts, std::mem::take(buffers))?;
     while let Some(item) = reader.next()? {
         match item {
             Item::Entry(entry) => {
@@ -128,5 +130,6 @@ fn dump_segment(
     if let Some(tail) = reader.summary().tail.filter(|t| t.class() != TailClass::Clean) {
         eprintln!("dump: {}: {tail}", file.display());
     }
+    *buffers = reader.into_buffers();
     Ok(())
 }

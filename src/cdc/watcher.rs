@@ -18,7 +18,7 @@ use bytes::Bytes;
 
 use crate::mutation::{Context, Decoded, Decoder, OwnedMutation};
 use crate::schema::Schema;
-use crate::segment::{self, Item, Loss, ReadOptions, Segment, SegmentName, Tail, TailClass};
+use crate::segment::{self, Item, Loss, ReadBuffers, ReadOptions, Segment, SegmentName, Tail, TailClass};
 
 /// How often to read again an idx that seems to have gone backwards.
 const TORN_READ_RETRIES: usize = 5;
@@ -287,6 +287,8 @@ pub struct Watcher {
     /// The segment being read, mapped, and the file length it was mapped
     /// at: kept while the file does not grow (a new map sees appended data).
     open: Option<(SegmentName, u64, Segment)>,
+    /// Section buffers, passed from one read to the next.
+    buffers: ReadBuffers,
 }
 
 /// File-system events, when `notify` is available and asked for.
@@ -353,6 +355,7 @@ impl Watcher {
             last_progress: Instant::now(),
             wakeups,
             open: None,
+            buffers: ReadBuffers::default(),
             opts,
         })
     }
@@ -525,7 +528,7 @@ impl Watcher {
         };
         let opts = self.opts.read.clone().strict(false).limit(plan.limit).after(plan.after);
         let path: Arc<Path> = Arc::from(path.as_path());
-        let mut reader = match seg.reader(&opts) {
+        let mut reader = match seg.reader_with(&opts, std::mem::take(&mut self.buffers)) {
             Ok(r) => r,
             Err(e) => {
                 self.tracker.read_done(
@@ -564,7 +567,7 @@ impl Watcher {
             }
         }
         let summary = reader.summary().clone();
-        drop(reader);
+        self.buffers = reader.into_buffers();
         self.open = Some((plan.name, len, seg));
         let mut broken_at = None;
         if !cut_short {

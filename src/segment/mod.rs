@@ -42,7 +42,7 @@ pub use error::{Error, ParamsError};
 pub use name::SegmentName;
 pub use reader::{
     DEFAULT_MAX_SECTION_LEN, ENTRY_OVERHEAD, Entry, Item, KEPT_LOSSES, Keys, Loss, LossKind, MIN_MUTATION_SIZE,
-    ReadOptions, SYNC_MARKER_SIZE, Section, SegmentReader, Summary, Tail, TailClass, marker_crc,
+    ReadBuffers, ReadOptions, SYNC_MARKER_SIZE, Section, SegmentReader, Summary, Tail, TailClass, marker_crc,
 };
 
 use crate::location::Location;
@@ -150,6 +150,12 @@ impl<D: AsRef<[u8]>> Segment<D> {
     /// is encrypted and `opts` has no usable key for it, or in strict mode
     /// when the file name and header disagree on the id.
     pub fn reader(&self, opts: &ReadOptions) -> Result<SegmentReader<'_>, Error> {
+        self.reader_with(opts, ReadBuffers::default())
+    }
+
+    /// A reader that decodes into `buffers` (taken back with
+    /// [`SegmentReader::into_buffers`]): for consumers reading many segments.
+    pub fn reader_with(&self, opts: &ReadOptions, buffers: ReadBuffers) -> Result<SegmentReader<'_>, Error> {
         if let Some(name) = self.name
             && opts.is_strict()
             && name.id != self.descriptor.id
@@ -160,7 +166,7 @@ impl<D: AsRef<[u8]>> Segment<D> {
                 header: self.descriptor.id,
             });
         }
-        SegmentReader::new(self.data.as_ref(), &self.descriptor, self.path.clone(), opts)
+        SegmentReader::new(self.data.as_ref(), &self.descriptor, self.path.clone(), opts, buffers)
     }
 
     /// Walks the whole segment and returns what was found.

@@ -426,6 +426,22 @@ pub(crate) enum Cipher {
     Encrypted { key: Box<AesKey>, iv: [u8; 16] },
 }
 
+/// The buffers a reader decodes compressed and encrypted sections into.
+/// A consumer reading many segments passes them from one reader to the
+/// next, so that the section buffer is allocated (and zeroed) once.
+#[derive(Default)]
+pub struct ReadBuffers {
+    buf: Vec<u8>,
+    scratch: Vec<u8>,
+    codecs: Codecs,
+}
+
+impl fmt::Debug for ReadBuffers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadBuffers").field("section_capacity", &self.buf.capacity()).finish_non_exhaustive()
+    }
+}
+
 /// Where the current section's entries are.
 #[derive(Clone, Copy)]
 enum Content {
@@ -495,6 +511,7 @@ impl<'a> SegmentReader<'a> {
         descriptor: &Descriptor,
         file: Option<Arc<Path>>,
         opts: &ReadOptions,
+        buffers: ReadBuffers,
     ) -> Result<SegmentReader<'a>, Error> {
         let cipher = match &descriptor.format {
             SectionFormat::Plain => Cipher::Plain,
@@ -529,9 +546,9 @@ impl<'a> SegmentReader<'a> {
             current: None,
             pending: None,
             lost: None,
-            buf: Vec::new(),
-            scratch: Vec::new(),
-            codecs: Codecs::default(),
+            buf: buffers.buf,
+            scratch: buffers.scratch,
+            codecs: buffers.codecs,
             summary: Summary { end: header_len as u64, file_end: header_len as u64, ..Summary::default() },
             done: false,
         })
@@ -550,6 +567,12 @@ impl<'a> SegmentReader<'a> {
     /// Consumes the reader, returning its summary.
     pub fn into_summary(self) -> Summary {
         self.summary
+    }
+
+    /// Consumes the reader, returning its buffers for the next one (see
+    /// [`Segment::reader_with`](super::Segment::reader_with)).
+    pub fn into_buffers(self) -> ReadBuffers {
+        ReadBuffers { buf: self.buf, scratch: self.scratch, codecs: self.codecs }
     }
 
     /// The next section, entry or loss; `Ok(None)` at the end. Errors only
