@@ -11,7 +11,9 @@
 //! - [`schema`]: CQL types and tables (from `DESCRIBE ... WITH INTERNALS`
 //!   text or built in code), found by table id.
 //! - [`value`]: typed CQL values borrowed from the segment, and their JSON.
-//! - [`cdc`]: `_cdc.idx` files and reading only what Cassandra says is durable.
+//! - [`cdc`]: `_cdc.idx` files and the `cdc_raw` [`Watcher`](cdc::Watcher):
+//!   only what Cassandra says is durable, resumed from a checkpoint, with
+//!   cleanup of acknowledged segments and every loss reported.
 //! - [`builder`]: the encoder behind the tests and fixtures, public for yours.
 //!
 //! The byte-level format this follows is described in the repository's
