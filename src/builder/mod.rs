@@ -15,7 +15,7 @@ mod value;
 
 pub use mutation::{
     CellKind, CellSpec, ColumnSpec, MarkerSpec, RowSpec, Unfiltered, UpdateSpec, column_order, composite_key,
-    encode_mutation, is_static_column,
+    encode_mutation,
 };
 pub use segment::{
     BuildFormat, BuiltEntry, BuiltSection, DEFAULT_CHUNK_LEN, SegmentBuilder, compress, encrypt, entry, header, marker,

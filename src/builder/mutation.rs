@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::mutation::vint::write_unsigned_vint;
 use crate::mutation::{DELETION_TIME_EPOCH, DeletionTime, Liveness, TIMESTAMP_EPOCH};
-use crate::schema::{ColumnKind, CqlType, Table};
+use crate::schema::{CqlType, Table};
 
 /// What a cell is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -522,12 +522,4 @@ fn cell(
             w.value(ty, &c.value);
         }
     }
-}
-
-/// Whether a column of `table` named `name` is static.
-pub fn is_static_column(table: &Table, name: &str) -> bool {
-    table
-        .column(name)
-        .map(|c| c.kind == ColumnKind::Static)
-        .unwrap_or_else(|| table.dropped.iter().any(|d| d.name == name && d.is_static))
 }

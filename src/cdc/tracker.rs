@@ -295,11 +295,6 @@ impl Tracker {
     pub fn durable(&self, id: i64) -> Option<u64> {
         self.segs.get(&id).filter(|t| t.had_idx).map(|t| t.durable)
     }
-
-    /// Whether the segment has been consumed to its end.
-    pub fn is_finished(&self, id: i64) -> bool {
-        self.segs.get(&id).is_some_and(|t| t.finished || t.before_start)
-    }
 }
 
 #[cfg(test)]

@@ -122,11 +122,6 @@ impl ReadOptions {
         self
     }
 
-    /// The bound set by [`limit`](Self::limit).
-    pub fn limit_value(&self) -> Option<u64> {
-        self.limit
-    }
-
     /// Whether [`strict`](Self::strict) mode is on.
     pub fn is_strict(&self) -> bool {
         self.strict
