@@ -179,4 +179,10 @@ fn amending_in_code() {
     let t = schema.table_by_id(&id).unwrap();
     assert!(t.column("w").is_none() && t.dropped[0].dropped_at == 42);
     assert!(schema.amend_table("ks", "nope", |t| t.drop_column("w", 1)).is_err());
+    // ALTER TABLE ... ADD, one column or a parenthesized list.
+    schema.load_cql("ALTER TABLE ks.t ADD x int; ALTER TABLE ks.t ADD (y text, z frozen<list<int>>);").unwrap();
+    let t = schema.table_by_id(&id).unwrap();
+    assert_eq!(t.column("y").unwrap().ty, cassandra_commitlog::schema::CqlType::Text);
+    assert_eq!(t.column("z").unwrap().ty.to_string(), "frozen<list<int>>");
+    assert!(t.column("x").is_some());
 }

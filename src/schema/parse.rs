@@ -228,21 +228,32 @@ enum RawType {
     Frozen(Box<RawType>),
 }
 
-fn type_args(i: &str, depth: usize) -> Res<'_, Vec<RawType>> {
-    let (mut i, _) = sym('<', "'<'")(i)?;
-    let mut args = Vec::new();
+/// Items separated by commas, up to and including `close` (the opening
+/// bracket already read).
+fn list_until<'a, T>(
+    mut i: &'a str,
+    close: char,
+    expected: &'static str,
+    mut item: impl FnMut(&'a str) -> Res<'a, T>,
+) -> Res<'a, Vec<T>> {
+    let mut out = Vec::new();
     loop {
-        let (r, t) = cql_type(r_depth(i, depth)?)(i)?;
-        args.push(t);
+        let (r, v) = item(i)?;
+        out.push(v);
         let (r, _) = ws(r)?;
         if let Some(r) = r.strip_prefix(',') {
             i = r;
-        } else if let Some(r) = r.strip_prefix('>') {
-            return Ok((r, args));
+        } else if let Some(r) = r.strip_prefix(close) {
+            return Ok((r, out));
         } else {
-            return fail(r, "',' or '>'");
+            return fail(r, expected);
         }
     }
+}
+
+fn type_args(i: &str, depth: usize) -> Res<'_, Vec<RawType>> {
+    let (i, _) = sym('<', "'<'")(i)?;
+    list_until(i, '>', "',' or '>'", |i| cql_type(r_depth(i, depth)?)(i))
 }
 
 fn r_depth(i: &str, depth: usize) -> Result<usize, nom::Err<PErr<'_>>> {
@@ -394,20 +405,8 @@ fn if_not_exists(i: &str) -> Res<'_, ()> {
 }
 
 fn ident_list(i: &str) -> Res<'_, Vec<String>> {
-    let (mut i, _) = sym('(', "'('")(i)?;
-    let mut out = Vec::new();
-    loop {
-        let (r, name) = ident(i)?;
-        out.push(name);
-        let (r, _) = ws(r)?;
-        if let Some(r) = r.strip_prefix(',') {
-            i = r;
-        } else if let Some(r) = r.strip_prefix(')') {
-            return Ok((r, out));
-        } else {
-            return fail(r, "',' or ')'");
-        }
-    }
+    let (i, _) = sym('(', "'('")(i)?;
+    list_until(i, ')', "',' or ')'", ident)
 }
 
 fn primary_key(i: &str) -> Res<'_, (Vec<String>, Vec<String>)> {
@@ -478,22 +477,14 @@ fn create_table(i: &str) -> Res<'_, Stmt> {
         i = r;
         loop {
             if let Ok((r, _)) = pair(kw("clustering"), pair(kw("order"), kw("by"))).parse(i) {
-                let (mut r, _) = sym('(', "'('")(r)?;
-                loop {
-                    let (r2, col) = ident(r)?;
-                    let (r2, desc) =
-                        opt(alt((kw("desc").map(|_| Order::Desc), kw("asc").map(|_| Order::Asc)))).parse(r2)?;
-                    def.orders.push((col, desc.unwrap_or(Order::Asc)));
-                    let (r2, _) = ws(r2)?;
-                    if let Some(r2) = r2.strip_prefix(',') {
-                        r = r2;
-                    } else if let Some(r2) = r2.strip_prefix(')') {
-                        r = r2;
-                        break;
-                    } else {
-                        return fail(r2, "',' or ')'");
-                    }
-                }
+                let (r, _) = sym('(', "'('")(r)?;
+                let (r, orders) = list_until(r, ')', "',' or ')'", |i| {
+                    let (i, col) = ident(i)?;
+                    let (i, order) =
+                        opt(alt((kw("desc").map(|_| Order::Desc), kw("asc").map(|_| Order::Asc)))).parse(i)?;
+                    Ok((i, (col, order.unwrap_or(Order::Asc))))
+                })?;
+                def.orders.extend(orders);
                 i = r;
             } else if let Ok((r, _)) = pair(kw("compact"), kw("storage")).parse(i) {
                 i = r;
@@ -520,21 +511,13 @@ fn create_table(i: &str) -> Res<'_, Stmt> {
 fn create_type(i: &str) -> Res<'_, Stmt> {
     let (i, _) = if_not_exists(i)?;
     let (i, (ks, name)) = expect("a type name", qualified)(i)?;
-    let (mut i, _) = sym('(', "'('")(i)?;
-    let mut fields = Vec::new();
-    loop {
-        let (r, field) = ident(i)?;
-        let (r, ty) = cql_type(0)(r)?;
-        fields.push((field, ty));
-        let (r, _) = ws(r)?;
-        if let Some(r) = r.strip_prefix(',') {
-            i = r;
-        } else if let Some(r) = r.strip_prefix(')') {
-            return Ok((r, Stmt::Type { ks, name, fields }));
-        } else {
-            return fail(r, "',' or ')'");
-        }
-    }
+    let (i, _) = sym('(', "'('")(i)?;
+    let (i, fields) = list_until(i, ')', "',' or ')'", |i| {
+        let (i, field) = ident(i)?;
+        let (i, ty) = cql_type(0)(i)?;
+        Ok((i, (field, ty)))
+    })?;
+    Ok((i, Stmt::Type { ks, name, fields }))
 }
 
 fn alter_table(i: &str) -> Res<'_, Stmt> {
@@ -558,20 +541,9 @@ fn alter_table(i: &str) -> Res<'_, Stmt> {
             let (i, st) = opt(kw("static")).parse(i)?;
             Ok((i, (name, ty, st.is_some())))
         };
-        if let Some(mut r) = r.strip_prefix('(') {
-            let mut columns = Vec::new();
-            loop {
-                let (r2, c) = one(r)?;
-                columns.push(c);
-                let (r2, _) = ws(r2)?;
-                if let Some(r2) = r2.strip_prefix(',') {
-                    r = r2;
-                } else if let Some(r2) = r2.strip_prefix(')') {
-                    return Ok((r2, Stmt::Add { ks, table, columns }));
-                } else {
-                    return fail(r2, "',' or ')'");
-                }
-            }
+        if let Some(r) = r.strip_prefix('(') {
+            let (r, columns) = list_until(r, ')', "',' or ')'", one)?;
+            return Ok((r, Stmt::Add { ks, table, columns }));
         }
         let (r, c) = one(r)?;
         return Ok((r, Stmt::Add { ks, table, columns: vec![c] }));
