@@ -514,15 +514,7 @@ impl Watcher {
             }
             Err(segment::Error::Io { loc, source }) => return Err(CdcError::Io { loc, source }),
             Err(e) => {
-                self.tracker.read_done(
-                    &plan,
-                    ReadResult { consumed: plan.after, at_end: true, broken_at: Some(plan.after), damaged: true },
-                );
-                self.pending.push_back(Event::Damaged {
-                    segment_id: plan.name.id,
-                    position: plan.after,
-                    detail: Damage::Unreadable(e),
-                });
+                self.unreadable(&plan, e);
                 return Ok(None);
             }
         };
@@ -531,15 +523,7 @@ impl Watcher {
         let mut reader = match seg.reader_with(&opts, std::mem::take(&mut self.buffers)) {
             Ok(r) => r,
             Err(e) => {
-                self.tracker.read_done(
-                    &plan,
-                    ReadResult { consumed: plan.after, at_end: true, broken_at: Some(plan.after), damaged: true },
-                );
-                self.pending.push_back(Event::Damaged {
-                    segment_id: plan.name.id,
-                    position: plan.after,
-                    detail: Damage::Unreadable(e),
-                });
+                self.unreadable(&plan, e);
                 return Ok(None);
             }
         };
@@ -594,6 +578,18 @@ impl Watcher {
         }
         let schema = self.opts.schema.clone();
         Ok(Some(Batch { segment_id: plan.name.id, from, to, completed, entries, losses, schema }))
+    }
+
+    /// A segment that cannot be read (bad header, missing key...): reported,
+    /// not read further, its files kept.
+    fn unreadable(&mut self, plan: &Plan, e: segment::Error) {
+        let result = ReadResult { consumed: plan.after, at_end: true, broken_at: Some(plan.after), damaged: true };
+        self.tracker.read_done(plan, result);
+        self.pending.push_back(Event::Damaged {
+            segment_id: plan.name.id,
+            position: plan.after,
+            detail: Damage::Unreadable(e),
+        });
     }
 
     fn retry_due(&self, id: i64) -> bool {
