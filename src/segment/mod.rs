@@ -68,10 +68,8 @@ impl Segment<Bytes> {
     /// [`Error::UnsupportedVersion`].
     pub fn open(path: impl AsRef<Path>) -> Result<Segment<Bytes>, Error> {
         let path: Arc<Path> = Arc::from(path.as_ref());
-        let loc = Location::file(Some(path.clone()));
-        let name = SegmentName::from_path(&path).ok_or_else(|| Error::FileName { loc: loc.clone() })?;
-        check_version(name.version, &loc.clone().with_segment(name.id))?;
-        let io = |source| Error::Io { loc: loc.clone().with_segment(name.id), source };
+        let name = checked_name(&path)?;
+        let io = |source| Error::Io { loc: Location::file(Some(path.clone())).with_segment(name.id), source };
         let file = File::open(&path).map_err(io)?;
         let map = mmap::map(&file).map_err(io)?;
         let data = Bytes::from_owner(map);
@@ -79,12 +77,15 @@ impl Segment<Bytes> {
     }
 }
 
-fn check_version(version: i32, loc: &Location) -> Result<(), Error> {
-    if SUPPORTED_VERSIONS.contains(&version) {
-        Ok(())
-    } else {
-        Err(Error::UnsupportedVersion { loc: loc.clone(), found: version })
+/// The segment name of a path, refused if it is not one or names a
+/// version this crate does not read.
+fn checked_name(path: &Arc<Path>) -> Result<SegmentName, Error> {
+    let loc = Location::file(Some(path.clone()));
+    let name = SegmentName::from_path(path).ok_or_else(|| Error::FileName { loc: loc.clone() })?;
+    if !SUPPORTED_VERSIONS.contains(&name.version) {
+        return Err(Error::UnsupportedVersion { loc: loc.with_segment(name.id), found: name.version });
     }
+    Ok(name)
 }
 
 impl<D: AsRef<[u8]>> Segment<D> {
@@ -96,9 +97,7 @@ impl<D: AsRef<[u8]>> Segment<D> {
     /// A segment from bytes in memory, checked against its file name.
     pub fn from_named_data(data: D, file_name: &str) -> Result<Segment<D>, Error> {
         let path: Arc<Path> = Arc::from(Path::new(file_name));
-        let loc = Location::file(Some(path.clone()));
-        let name = SegmentName::parse(file_name).ok_or_else(|| Error::FileName { loc: loc.clone() })?;
-        check_version(name.version, &loc.with_segment(name.id))?;
+        let name = checked_name(&path)?;
         Segment::build(data, Some(path), Some(name))
     }
 
