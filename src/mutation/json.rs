@@ -66,21 +66,18 @@ impl Serialize for LivenessJson {
     }
 }
 
-/// Clustering or key values by column name.
-struct Named<'d, I>(std::cell::Cell<Option<I>>, std::marker::PhantomData<&'d ()>);
+/// Clustering or key values by column name, as a JSON object; the closure
+/// yields the pairs afresh for every serialization.
+struct Named<F>(F);
 
-impl<'d, I> Named<'d, I> {
-    fn new(it: I) -> Self {
-        Named(std::cell::Cell::new(Some(it)), std::marker::PhantomData)
-    }
-}
-
-impl<'d, I: Iterator<Item = (&'d Column, Option<(Result<Value<'d>, ValueError>, &'d [u8])>)>> Serialize
-    for Named<'d, I>
+impl<'d, F, I> Serialize for Named<F>
+where
+    F: Fn() -> I,
+    I: Iterator<Item = (&'d Column, Option<(Result<Value<'d>, ValueError>, &'d [u8])>)>,
 {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(None)?;
-        for (col, v) in self.0.take().into_iter().flatten() {
+        for (col, v) in (self.0)() {
             map.serialize_entry(&col.name, &v.map(|(v, raw)| ValueJson(v, raw)))?;
         }
         map.end()
@@ -179,11 +176,12 @@ impl Serialize for RowJson<'_> {
         let r = self.0;
         let mut map = s.serialize_map(Some(5))?;
         map.serialize_entry("static", &r.is_static())?;
-        let clustering = r
-            .clustering()
-            .zip(r.clustering_bytes())
-            .map(|((col, v), raw)| (col, v.map(|v| (v, raw.unwrap_or_default()))));
-        map.serialize_entry("clustering", &Named::new(clustering))?;
+        let clustering = || {
+            r.clustering()
+                .zip(r.clustering_bytes())
+                .map(|((col, v), raw)| (col, v.map(|v| (v, raw.unwrap_or_default()))))
+        };
+        map.serialize_entry("clustering", &Named(clustering))?;
         map.serialize_entry("liveness", &r.liveness().map(LivenessJson))?;
         map.serialize_entry(
             "deletion",
@@ -245,8 +243,8 @@ impl Serialize for PartitionUpdate<'_> {
         map.serialize_entry("table_id", &self.table_id().hyphenated().to_string())?;
         match self.partition_key().collect::<Result<Vec<_>, _>>() {
             Ok(key) => {
-                let named = key.into_iter().map(|(c, v)| (c, Some((Ok(v), &[][..]))));
-                map.serialize_entry("partition_key", &Named::new(named))?
+                let named = || key.iter().map(|&(c, v)| (c, Some((Ok(v), &[][..]))));
+                map.serialize_entry("partition_key", &Named(named))?
             }
             Err(e) => map.serialize_entry("partition_key", &ValueJson(Err(e), self.partition_key_bytes()))?,
         }
