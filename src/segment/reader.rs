@@ -737,21 +737,18 @@ impl<'a> SegmentReader<'a> {
         // register is a bijection of its initial state). The size CRC is
         // computed on its own only to classify a failure, or where the
         // mutation CRC is not checked.
-        let size_crc = || crc32fast::hash(&rem[..4]);
+        let bad_size_crc = || {
+            let computed = crc32fast::hash(&rem[..4]);
+            (computed != stored_size_crc).then_some(LossKind::SizeCrc { expected: computed, found: stored_size_crc })
+        };
         if needed > rem.len() {
-            let computed = size_crc();
-            let kind = if computed != stored_size_crc {
-                LossKind::SizeCrc { expected: computed, found: stored_size_crc }
-            } else {
-                LossKind::EntryOverrun { needed: needed as u64, available: rem.len() as u64 }
-            };
+            let kind =
+                bad_size_crc().unwrap_or(LossKind::EntryOverrun { needed: needed as u64, available: rem.len() as u64 });
             return rest_lost(cur, &mut self.lost, kind, self.after);
         }
         let position = start + needed as u64;
         if self.after.is_some_and(|a| position <= a) {
-            let computed = size_crc();
-            if computed != stored_size_crc {
-                let kind = LossKind::SizeCrc { expected: computed, found: stored_size_crc };
+            if let Some(kind) = bad_size_crc() {
                 return rest_lost(cur, &mut self.lost, kind, self.after);
             }
             cur.off = off + needed;
@@ -763,9 +760,7 @@ impl<'a> SegmentReader<'a> {
         hasher.update(body);
         let crc = hasher.finalize();
         if crc != stored {
-            let computed = size_crc();
-            if computed != stored_size_crc {
-                let kind = LossKind::SizeCrc { expected: computed, found: stored_size_crc };
+            if let Some(kind) = bad_size_crc() {
                 return rest_lost(cur, &mut self.lost, kind, self.after);
             }
             cur.off = off + needed;
