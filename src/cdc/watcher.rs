@@ -280,8 +280,8 @@ pub struct Watcher {
     opts: WatchOptions,
     tracker: Tracker,
     pending: VecDeque<Event>,
-    /// Cleanup retries: segment id -> (failures, not before).
-    retry: std::collections::HashMap<i64, (u32, Instant)>,
+    /// Cleanup retries.
+    retry: Retries,
     last_progress: Instant,
     wakeups: Wakeups,
     /// The segment being read, mapped, and the file length it was mapped
@@ -399,7 +399,9 @@ impl Watcher {
             if !self.pending.is_empty() || self.tracker.next_read().is_some() {
                 continue;
             }
-            if self.opts.cleanup.is_some() && self.tracker.cleanup_candidates().iter().any(|n| self.retry_due(n.id)) {
+            if self.opts.cleanup.is_some()
+                && self.tracker.cleanup_candidates().iter().any(|n| retry_due(&self.retry, n.id))
+            {
                 continue;
             }
             if let Some(idle) = self.opts.idle_timeout {
@@ -592,15 +594,11 @@ impl Watcher {
         });
     }
 
-    fn retry_due(&self, id: i64) -> bool {
-        self.retry.get(&id).is_none_or(|(_, at)| Instant::now() >= *at)
-    }
-
     /// Runs the cleanup hook for every segment that may be cleaned up now.
     fn clean_up(&mut self) {
         let Some(hook) = self.opts.cleanup.as_mut() else { return };
         for name in self.tracker.cleanup_candidates() {
-            if self.retry.get(&name.id).is_some_and(|(_, at)| Instant::now() < *at) {
+            if !retry_due(&self.retry, name.id) {
                 continue;
             }
             let files = SegmentFiles::in_dir(&self.opts.dir, name);
@@ -620,6 +618,14 @@ impl Watcher {
             }
         }
     }
+}
+
+/// Cleanup retries: segment id -> (failures, not before).
+type Retries = std::collections::HashMap<i64, (u32, Instant)>;
+
+/// Whether the cleanup of segment `id` may be tried now.
+fn retry_due(retry: &Retries, id: i64) -> bool {
+    retry.get(&id).is_none_or(|(_, at)| Instant::now() >= *at)
 }
 
 impl Iterator for Watcher {
