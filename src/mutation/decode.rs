@@ -712,7 +712,7 @@ impl Parser<'_, '_> {
         } else if n < 64 {
             let at = self.pos;
             let missing = self.uvint("column subset")?;
-            if n < 64 && missing >> n != 0 {
+            if missing >> n != 0 {
                 return Err(self.invalid(at, "column subset", missing));
             }
             for i in 0..n {

@@ -8,7 +8,7 @@ use super::decode::{
     CELL_HAS_EMPTY_VALUE, CELL_IS_DELETED, CELL_IS_EXPIRING, CellRec, ColRec, Context, DeletionTime, Liveness,
     MarkerRec, Records, RowRec, RtRec, UpdateRec, column_type,
 };
-use crate::schema::{Column, ColumnRef, CqlType, Schema, Table};
+use crate::schema::{Column, ColumnRef, CqlType, Schema, Table, UserType};
 use crate::value::{CounterContext, Value, ValueError};
 
 /// A decoded mutation: one or more partition updates of one keyspace and
@@ -182,6 +182,14 @@ fn clustering_values<'d>(
     })
 }
 
+/// The bytes of a row's or a bound's clustering values (`None` for a null value).
+fn clustering_bytes<'d>(
+    m: Mutation<'d>,
+    range: super::decode::Range,
+) -> impl ExactSizeIterator<Item = Option<&'d [u8]>> + 'd {
+    m.rec.clustering[range.idx()].iter().map(move |s| s.map(|s| s.get(m.bytes)))
+}
+
 /// A row deletion.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RowDeletion {
@@ -222,8 +230,7 @@ impl<'d> Row<'d> {
 
     /// The clustering values' bytes (`None` for a null value).
     pub fn clustering_bytes(&self) -> impl ExactSizeIterator<Item = Option<&'d [u8]>> + 'd {
-        let bytes = self.m.bytes;
-        self.m.rec.clustering[self.rec.clustering.idx()].iter().map(move |s| s.map(|s| s.get(bytes)))
+        clustering_bytes(self.m, self.rec.clustering)
     }
 
     /// Primary-key liveness (`INSERT` writes it, `UPDATE` does not).
@@ -390,10 +397,7 @@ impl<'d> Cell<'d> {
             CqlType::List { elem, .. } => Some(elem),
             CqlType::Set { .. } => None,
             CqlType::Map { value, .. } => Some(value),
-            CqlType::Udt { def, .. } => {
-                let index = self.udt_index()?;
-                def.fields.get(usize::try_from(index).ok()?).map(|(_, t)| t)
-            }
+            CqlType::Udt { def, .. } => udt_field(def, self.udt_index()?).map(|(_, t)| t),
             _ => None,
         }
     }
@@ -409,17 +413,13 @@ impl<'d> Cell<'d> {
         if self.is_tombstone() {
             return None;
         }
-        let ty = match self.value_type() {
-            Some(t) => t,
-            None if matches!(self.col.ty(), CqlType::Udt { .. }) => {
+        let ty = match (self.value_type(), self.col.ty()) {
+            (Some(t), _) => t,
+            (None, CqlType::Udt { def, .. }) => {
                 let index = self.udt_index().unwrap_or(-1);
-                let name = match self.col.ty() {
-                    CqlType::Udt { def, .. } => def.name.clone(),
-                    _ => String::new(),
-                };
-                return Some(Err(ValueError::NoSuchField { ty: name, index }));
+                return Some(Err(ValueError::NoSuchField { ty: def.name.clone(), index }));
             }
-            None => return None,
+            (None, _) => return None,
         };
         Some(Value::decode(ty, self.value_bytes()))
     }
@@ -440,17 +440,18 @@ impl<'d> Cell<'d> {
                 .map_err(|_| ValueError::Length { ty: "list cell path", expected: "16", found: p.len() }),
             CqlType::Set { elem, .. } => Value::decode(elem, p).map(CellPath::SetElement),
             CqlType::Map { key, .. } => Value::decode(key, p).map(CellPath::MapKey),
-            CqlType::Udt { def, .. } => match <[u8; 2]>::try_from(p) {
-                Ok(b) => {
-                    let index = i16::from_be_bytes(b);
-                    let name = usize::try_from(index).ok().and_then(|i| def.fields.get(i)).map(|(n, _)| n.as_str());
-                    Ok(CellPath::Field { index, name })
-                }
-                Err(_) => Err(ValueError::Length { ty: "UDT cell path", expected: "2", found: p.len() }),
+            CqlType::Udt { def, .. } => match self.udt_index() {
+                Some(index) => Ok(CellPath::Field { index, name: udt_field(def, index).map(|(n, _)| n.as_str()) }),
+                None => Err(ValueError::Length { ty: "UDT cell path", expected: "2", found: p.len() }),
             },
             _ => Err(ValueError::Length { ty: "cell path", expected: "none", found: p.len() }),
         })
     }
+}
+
+/// The field of a UDT an element cell's path index names, if the type has it.
+fn udt_field(def: &UserType, index: i16) -> Option<&(String, CqlType)> {
+    def.fields.get(usize::try_from(index).ok()?)
 }
 
 /// One side of a range tombstone.
@@ -473,8 +474,7 @@ impl<'d> Bound<'d> {
 
     /// The prefix values' bytes.
     pub fn clustering_bytes(&self) -> impl ExactSizeIterator<Item = Option<&'d [u8]>> + 'd {
-        let bytes = self.m.bytes;
-        self.m.rec.clustering[self.values.idx()].iter().map(move |s| s.map(|s| s.get(bytes)))
+        clustering_bytes(self.m, self.values)
     }
 
     /// Whether the bound includes rows equal to its prefix.
