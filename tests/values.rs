@@ -122,6 +122,12 @@ fn bad_bytes_are_errors_not_panics() {
     let list = CqlType::List { elem: Box::new(CqlType::Int), frozen: true };
     assert!(matches!(Value::decode(&list, &[0, 0, 0, 2, 0, 0, 0, 4, 1]), Err(ValueError::Truncated { .. })));
     assert!(matches!(Value::decode(&list, &[0x7f, 0xff, 0xff, 0xff]), Err(ValueError::Truncated { .. })));
+    // A negative element count, and a count cut short, for lists and maps alike.
+    let map = CqlType::Map { key: Box::new(CqlType::Int), value: Box::new(CqlType::Int), frozen: true };
+    for ty in [&list, &map] {
+        assert!(matches!(Value::decode(ty, &[0xff, 0xff, 0xff, 0xfe]), Err(ValueError::Range { found: -2, .. })));
+        assert!(matches!(Value::decode(ty, &[0, 0, 1]), Err(ValueError::Truncated { at: 0, .. })));
+    }
     // Empty is a value of text and blob only.
     assert_eq!(Value::decode(&int, &[]), Ok(Value::Empty));
     assert_eq!(Value::decode(&CqlType::Text, &[]), Ok(Value::Text("")));

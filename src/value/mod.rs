@@ -298,6 +298,18 @@ fn read_i32_value<'a>(ty: &'static str, bytes: &'a [u8], at: &mut usize) -> Resu
     Ok(Some(v))
 }
 
+/// A frozen collection's `i32` element count, refused if negative, and the
+/// bytes after it.
+fn element_count<'a>(
+    ty: &'static str,
+    size_ty: &'static str,
+    bytes: &'a [u8],
+) -> Result<(usize, &'a [u8]), ValueError> {
+    let (head, rest) = bytes.split_first_chunk::<4>().ok_or(ValueError::Truncated { ty, at: 0 })?;
+    let n = i32::from_be_bytes(*head);
+    usize::try_from(n).map(|n| (n, rest)).map_err(|_| ValueError::Range { ty: size_ty, found: n as i64 })
+}
+
 /// The elements of a frozen list or set, or of a vector.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Elements<'a> {
@@ -311,12 +323,8 @@ pub struct Elements<'a> {
 
 impl<'a> Elements<'a> {
     fn frozen(elem: &'a CqlType, bytes: &'a [u8]) -> Result<Elements<'a>, ValueError> {
-        let head = bytes.get(0..4).ok_or(ValueError::Truncated { ty: "collection", at: 0 })?;
-        let n = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
-        if n < 0 {
-            return Err(ValueError::Range { ty: "collection size", found: n as i64 });
-        }
-        let e = Elements { elem, bytes: &bytes[4..], count: n as usize, vector: None };
+        let (count, bytes) = element_count("collection", "collection size", bytes)?;
+        let e = Elements { elem, bytes, count, vector: None };
         e.check()?;
         Ok(e)
     }
@@ -413,12 +421,8 @@ pub type Entry<'a> = (Option<Value<'a>>, Option<Value<'a>>);
 
 impl<'a> Entries<'a> {
     fn new(key: &'a CqlType, value: &'a CqlType, bytes: &'a [u8]) -> Result<Entries<'a>, ValueError> {
-        let head = bytes.get(0..4).ok_or(ValueError::Truncated { ty: "map", at: 0 })?;
-        let n = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
-        if n < 0 {
-            return Err(ValueError::Range { ty: "map size", found: n as i64 });
-        }
-        let e = Entries { key, value, bytes: &bytes[4..], count: n as usize };
+        let (count, bytes) = element_count("map", "map size", bytes)?;
+        let e = Entries { key, value, bytes, count };
         let mut at = 0;
         for _ in 0..e.count {
             read_i32_value("map", e.bytes, &mut at)?;
