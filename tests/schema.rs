@@ -186,3 +186,27 @@ fn amending_in_code() {
     assert_eq!(t.column("z").unwrap().ty.to_string(), "frozen<list<int>>");
     assert!(t.column("x").is_some());
 }
+
+/// Dropping a column declared before key columns used to leave the key
+/// positions pointing past the shifted columns (a panic on the next lookup).
+#[test]
+fn dropping_a_column_declared_before_the_keys_keeps_the_keys() {
+    let mut t = cassandra_commitlog::schema::Table::builder("ks", "t")
+        .regular("a", CqlType::Int)
+        .partition_key("k2", CqlType::Text)
+        .regular("b", CqlType::Int)
+        .partition_key("k1", CqlType::Int)
+        .clustering("c", CqlType::Text, Order::Desc)
+        .build()
+        .unwrap();
+    t.drop_column("b", 7).unwrap();
+    t.drop_column("a", 8).unwrap();
+    let names = |it: &mut dyn Iterator<Item = &cassandra_commitlog::schema::Column>| {
+        it.map(|c| c.name.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(names(&mut t.partition_key()), ["k2", "k1"]);
+    assert_eq!(names(&mut t.clustering()), ["c"]);
+    assert_eq!(t.clustering_column(0).unwrap().kind, ColumnKind::Clustering(Order::Desc));
+    assert_eq!(t.partition_key_column(1).unwrap().ty, CqlType::Int);
+    assert_eq!(t.dropped.iter().map(|d| (d.name.as_str(), d.dropped_at)).collect::<Vec<_>>(), [("b", 7), ("a", 8)]);
+}

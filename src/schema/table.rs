@@ -216,6 +216,12 @@ impl Table {
             return Err(TableError::NoSuchColumn { table: self.name.clone(), column: name.to_owned() });
         };
         let c = self.columns.remove(i);
+        // Key columns are never dropped, but they may be declared after this one.
+        for p in self.partition_key.iter_mut().chain(self.clustering.iter_mut()) {
+            if *p as usize > i {
+                *p -= 1;
+            }
+        }
         self.dropped.retain(|d| d.name != name);
         self.dropped.push(DroppedColumn {
             name: c.name,
@@ -244,7 +250,8 @@ impl Table {
         self.index()
     }
 
-    /// Rebuilds the key positions and the name index after a change.
+    /// Rebuilds the name index and the re-added columns' drop times after a
+    /// change (key positions are kept by the change itself).
     fn index(&mut self) -> Result<(), TableError> {
         if self.columns.len() + self.dropped.len() > u16::MAX as usize {
             return Err(TableError::TooManyColumns {
