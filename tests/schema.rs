@@ -210,3 +210,20 @@ fn dropping_a_column_declared_before_the_keys_keeps_the_keys() {
     assert_eq!(t.partition_key_column(1).unwrap().ty, CqlType::Int);
     assert_eq!(t.dropped.iter().map(|d| (d.name.as_str(), d.dropped_at)).collect::<Vec<_>>(), [("b", 7), ("a", 8)]);
 }
+
+#[test]
+fn doubled_quotes_stand_for_one_in_names_and_strings() {
+    let s = Schema::parse(r#"CREATE TABLE ks."a""b" (id int PRIMARY KEY, "x""y" text, c 'my''type');"#).unwrap();
+    let t = s.table("ks", "a\"b").unwrap();
+    assert_eq!(t.column("x\"y").unwrap().ty, CqlType::Text);
+    assert_eq!(t.column("c").unwrap().ty, CqlType::Custom("my'type".into()));
+    // Never closed: the closing quote is sought to the end of the text.
+    for text in [r#"CREATE TABLE ks."t (id int PRIMARY KEY);"#, "CREATE TABLE ks.t (id int PRIMARY KEY, c 'x);"] {
+        let err = Schema::parse(text).unwrap_err();
+        let end = text.chars().count() + 1;
+        assert!(
+            matches!(&err, SchemaError::Syntax { line: 1, column, found, .. } if *column == end && found.is_empty()),
+            "{err}"
+        );
+    }
+}

@@ -139,20 +139,8 @@ fn sym<'a>(c: char, expected: &'static str) -> impl FnMut(&'a str) -> Res<'a, ()
 /// An identifier: unquoted (lower-cased) or `"quoted"` (kept, `""` escapes `"`).
 fn ident(i: &str) -> Res<'_, String> {
     let (i, _) = ws(i)?;
-    if let Some(mut rest) = i.strip_prefix('"') {
-        let mut name = String::new();
-        loop {
-            let (r, chunk) = take_while(|c| c != '"')(rest)?;
-            name.push_str(chunk);
-            if let Some(r) = r.strip_prefix("\"\"") {
-                name.push('"');
-                rest = r;
-            } else if let Some(r) = r.strip_prefix('"') {
-                return Ok((r, name));
-            } else {
-                return fail(r, "a closing double quote");
-            }
-        }
+    if let Some(rest) = i.strip_prefix('"') {
+        return quoted(rest, '"', "a closing double quote");
     }
     let (rest, name) = recognize(pair(
         take_while1::<_, &str, PErr>(|c: char| c.is_ascii_alphabetic() || c == '_'),
@@ -178,18 +166,24 @@ fn qualified(i: &str) -> Res<'_, (Option<String>, String)> {
 /// `'text'` with `''` escaping a quote.
 fn string_lit(i: &str) -> Res<'_, String> {
     let (i, _) = ws(i)?;
-    let Some(mut rest) = i.strip_prefix('\'') else { return fail(i, "a string literal") };
+    let Some(rest) = i.strip_prefix('\'') else { return fail(i, "a string literal") };
+    quoted(rest, '\'', "a closing quote")
+}
+
+/// The text of a quoted identifier or string, after its opening `quote`:
+/// up to the closing one, a doubled `quote` standing for one.
+fn quoted<'a>(mut rest: &'a str, quote: char, expected: &'static str) -> Res<'a, String> {
     let mut s = String::new();
     loop {
-        let (r, chunk) = take_while(|c| c != '\'')(rest)?;
+        let (r, chunk) = take_while(|c| c != quote)(rest)?;
         s.push_str(chunk);
-        if let Some(r) = r.strip_prefix("''") {
-            s.push('\'');
-            rest = r;
-        } else if let Some(r) = r.strip_prefix('\'') {
-            return Ok((r, s));
-        } else {
-            return fail(r, "a closing quote");
+        let Some(r) = r.strip_prefix(quote) else { return fail(r, expected) };
+        match r.strip_prefix(quote) {
+            Some(r) => {
+                s.push(quote);
+                rest = r;
+            }
+            None => return Ok((r, s)),
         }
     }
 }
