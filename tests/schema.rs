@@ -227,3 +227,18 @@ fn doubled_quotes_stand_for_one_in_names_and_strings() {
         );
     }
 }
+
+/// Option groups nested a hundred thousand deep used to overflow the stack
+/// (the skipper recursed once per bracket): now an error, or skipped.
+#[test]
+fn deeply_nested_options_neither_overflow_nor_fail_when_balanced() {
+    let deep = 100_000;
+    let open = format!("CREATE TABLE ks.t (id int PRIMARY KEY) WITH x = {};", "{".repeat(deep));
+    assert!(matches!(Schema::parse(&open), Err(SchemaError::Syntax { .. })));
+    let balanced = format!(
+        "CREATE TABLE ks.t (id int PRIMARY KEY) WITH x = {}'v'{} AND y = [1, (a: 'b')];",
+        "{[(".repeat(deep / 3),
+        ")]}".repeat(deep / 3)
+    );
+    assert!(Schema::parse(&balanced).unwrap().table("ks", "t").is_some());
+}

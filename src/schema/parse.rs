@@ -312,37 +312,51 @@ fn cql_type(depth: usize) -> impl FnMut(&str) -> Res<'_, RawType> {
 }
 
 /// Skips an option value: a literal, a name, or a balanced `{}`/`()`/`[]` group.
-fn skip_value(i: &str) -> Res<'_, ()> {
-    let (i, _) = ws(i)?;
-    if i.starts_with('\'') {
-        return string_lit(i).map(|(r, _)| (r, ()));
-    }
-    if let Some(close) = match i.chars().next() {
-        Some('{') => Some('}'),
-        Some('(') => Some(')'),
-        Some('[') => Some(']'),
-        _ => None,
-    } {
-        let mut rest = &i[1..];
-        loop {
-            let (r, _) = ws(rest)?;
-            if let Some(r) = r.strip_prefix(close) {
-                return Ok((r, ()));
-            }
-            if let Some(r) = r.strip_prefix([',', ':']) {
-                rest = r;
+/// Groups are tracked on a stack of closing brackets, not by recursion, so
+/// that no nesting in the text can exhaust the call stack.
+fn skip_value(mut i: &str) -> Res<'_, ()> {
+    let mut closers = Vec::new();
+    loop {
+        i = ws(i)?.0;
+        if let Some(&close) = closers.last() {
+            if let Some(r) = i.strip_prefix(close) {
+                closers.pop();
+                i = r;
+                if closers.is_empty() {
+                    return Ok((i, ()));
+                }
                 continue;
             }
-            if r.is_empty() {
-                return fail(r, "a closing bracket");
+            if let Some(r) = i.strip_prefix([',', ':']) {
+                i = r;
+                continue;
             }
-            let (r, _) = skip_value(r)?;
-            rest = r;
+            if i.is_empty() {
+                return fail(i, "a closing bracket");
+            }
+        }
+        let close = match i.chars().next() {
+            Some('{') => Some('}'),
+            Some('(') => Some(')'),
+            Some('[') => Some(']'),
+            _ => None,
+        };
+        if let Some(close) = close {
+            closers.push(close);
+            i = &i[1..];
+            continue;
+        }
+        i = if i.starts_with('\'') {
+            string_lit(i)?.0
+        } else {
+            take_while1::<_, &str, PErr>(|c: char| is_ident_char(c) || matches!(c, '.' | '-' | '+'))(i)
+                .or_else(|_| fail(i, "an option value"))?
+                .0
+        };
+        if closers.is_empty() {
+            return Ok((i, ()));
         }
     }
-    let (r, _) = take_while1::<_, &str, PErr>(|c: char| is_ident_char(c) || matches!(c, '.' | '-' | '+'))(i)
-        .or_else(|_| fail(i, "an option value"))?;
-    Ok((r, ()))
 }
 
 /// Skips a statement up to and including its `;`, stepping over strings,
