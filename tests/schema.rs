@@ -158,6 +158,9 @@ fn errors_say_where_and_what() {
     let err =
         Schema::parse("CREATE KEYSPACE ks WITH x = 1;\n\nCREATE TABLE ks.t (id nosuch PRIMARY KEY);").unwrap_err();
     assert_eq!(err, SchemaError::UnknownType { line: 3, name: "nosuch".into() });
+    // Lines keep counting across several statements, comments and blank lines.
+    let text = "CREATE KEYSPACE ks WITH x = 1;\nCREATE TABLE ks.a (\n  id int PRIMARY KEY\n);\n-- note\n\nCREATE TABLE ks.b (id int PRIMARY KEY);\nCREATE TABLE ks.c (id int PRIMARY KEY, v nosuch);";
+    assert_eq!(Schema::parse(text).unwrap_err(), SchemaError::UnknownType { line: 8, name: "nosuch".into() });
     let err = Schema::parse("CREATE TABLE t (id int PRIMARY KEY);").unwrap_err();
     assert!(matches!(err, SchemaError::NoKeyspace { line: 1, .. }), "{err}");
     let err = Schema::parse("CREATE TABLE ks.t (id int, PRIMARY KEY (nope));").unwrap_err();

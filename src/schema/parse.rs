@@ -750,6 +750,8 @@ impl Schema {
     pub fn load_cql(&mut self, cql: &str) -> Result<(), SchemaError> {
         let mut loader = Loader { schema: self, current_ks: None, line: 1 };
         let mut rest = cql;
+        // Newlines are counted once, from one statement to the next.
+        let mut counted = 0;
         loop {
             let trimmed = match ws(rest) {
                 Ok((r, _)) => r,
@@ -758,7 +760,9 @@ impl Schema {
             if trimmed.is_empty() {
                 return Ok(());
             }
-            loader.line = line_col(cql, trimmed).0;
+            let at = cql.len() - trimmed.len();
+            loader.line += cql[counted..at].matches('\n').count();
+            counted = at;
             let (r, stmt) = statement(trimmed).map_err(|e| syntax(cql, e))?;
             let (r, _) = ws(r).map_err(|e| syntax(cql, e))?;
             let r = match r.strip_prefix(';') {
