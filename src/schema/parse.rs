@@ -684,25 +684,24 @@ impl Loader<'_> {
                 if let Some(pk) = def.inline_pk {
                     partition_key = vec![pk];
                 }
-                let find = |name: &String| def.columns.iter().find(|c| &c.0 == name);
-                for name in &partition_key {
-                    let (n, t, _) = find(name).ok_or_else(|| {
+                // A key column's declaration and resolved type.
+                let key_column = |name: &String| {
+                    let (n, t, _) = def.columns.iter().find(|c| &c.0 == name).ok_or_else(|| {
                         table_err(self.line)(TableError::UnknownKeyColumn {
                             table: def.name.clone(),
                             column: name.clone(),
                         })
                     })?;
-                    b = b.partition_key(n.clone(), self.resolve(t, &ks, true)?);
+                    Ok::<_, SchemaError>((n.clone(), self.resolve(t, &ks, true)?))
+                };
+                for name in &partition_key {
+                    let (n, t) = key_column(name)?;
+                    b = b.partition_key(n, t);
                 }
                 for name in &def.clustering {
-                    let (n, t, _) = find(name).ok_or_else(|| {
-                        table_err(self.line)(TableError::UnknownKeyColumn {
-                            table: def.name.clone(),
-                            column: name.clone(),
-                        })
-                    })?;
+                    let (n, t) = key_column(name)?;
                     let order = def.orders.iter().find(|(c, _)| c == name).map_or(Order::Asc, |(_, o)| *o);
-                    b = b.clustering(n.clone(), self.resolve(t, &ks, true)?, order);
+                    b = b.clustering(n, t, order);
                 }
                 for (n, t, is_static) in &def.columns {
                     if partition_key.contains(n) || def.clustering.contains(n) {
