@@ -245,3 +245,25 @@ fn deeply_nested_options_neither_overflow_nor_fail_when_balanced() {
     );
     assert!(Schema::parse(&balanced).unwrap().table("ks", "t").is_some());
 }
+
+/// Tables without `WITH ID` all had the nil id, and each replaced the one
+/// before it: only the last survived a plain `DESCRIBE` (no internals).
+#[test]
+fn tables_without_ids_are_all_kept_until_given_one() {
+    let mut schema = Schema::parse(
+        "CREATE TABLE ks.a (id int PRIMARY KEY); CREATE TABLE ks.b (id int PRIMARY KEY, v text);
+         CREATE TABLE ks.a (id int PRIMARY KEY, w int);",
+    )
+    .unwrap();
+    assert_eq!(schema.tables().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    assert!(schema.table("ks", "a").unwrap().column("w").is_some(), "a table of the same name is replaced");
+    assert!(schema.table_by_id(&cassandra_commitlog::schema::Uuid::nil()).is_none());
+    let (a, b) = (
+        "00000000-0000-0000-0000-00000000000a".parse().unwrap(),
+        "00000000-0000-0000-0000-00000000000b".parse().unwrap(),
+    );
+    schema.set_table_id("ks", "a", a).unwrap();
+    schema.set_table_id("ks", "b", b).unwrap();
+    assert_eq!(schema.table_by_id(&a).unwrap().name, "a");
+    assert_eq!(schema.table_by_id(&b).unwrap().name, "b");
+}

@@ -467,13 +467,22 @@ impl Schema {
     /// Adds a table. A table of the same keyspace and name is replaced only
     /// when it has the same id; tables of other ids (a table dropped and
     /// created again) are all kept, since segments hold mutations of both.
+    /// A table with the nil id (CQL without `WITH ID`) has no id yet: it is
+    /// not found by id until [`set_table_id`](Self::set_table_id) gives it one.
     pub fn add_table(&mut self, table: Table) {
         self.stamp = next_stamp();
-        if let Some(&i) = self.by_id.get(&table.id) {
-            self.tables[i as usize] = table;
+        let same = if table.id.is_nil() {
+            self.tables.iter().position(|t| t.id.is_nil() && t.keyspace == table.keyspace && t.name == table.name)
+        } else {
+            self.by_id.get(&table.id).map(|&i| i as usize)
+        };
+        if let Some(i) = same {
+            self.tables[i] = table;
             return;
         }
-        self.by_id.insert(table.id, self.tables.len() as u32);
+        if !table.id.is_nil() {
+            self.by_id.insert(table.id, self.tables.len() as u32);
+        }
         self.tables.push(table);
     }
 
