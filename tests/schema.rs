@@ -267,3 +267,38 @@ fn tables_without_ids_are_all_kept_until_given_one() {
     assert_eq!(schema.table_by_id(&a).unwrap().name, "a");
     assert_eq!(schema.table_by_id(&b).unwrap().name, "b");
 }
+
+/// Every CQL scalar type name (CQL reference, "Native types") is read and
+/// written back the same; `varchar` is another name for `text`.
+#[test]
+fn scalar_type_names_read_and_write_back() {
+    let names = [
+        "ascii",
+        "bigint",
+        "blob",
+        "boolean",
+        "counter",
+        "date",
+        "decimal",
+        "double",
+        "duration",
+        "float",
+        "inet",
+        "int",
+        "smallint",
+        "text",
+        "time",
+        "timestamp",
+        "timeuuid",
+        "tinyint",
+        "uuid",
+        "varint",
+    ];
+    for (name, written) in names.iter().map(|n| (*n, *n)).chain([("varchar", "text"), ("BigInt", "bigint")]) {
+        let schema = Schema::parse(&format!("CREATE TABLE ks.t (id int PRIMARY KEY, v {name});")).unwrap();
+        let ty = &schema.table("ks", "t").unwrap().column("v").unwrap().ty;
+        assert_eq!(ty.to_string(), written, "{name}");
+        assert_eq!(CqlType::from_scalar_name(name).as_ref(), Some(ty), "{name}");
+    }
+    assert_eq!(CqlType::from_scalar_name("list"), None);
+}

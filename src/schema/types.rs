@@ -190,31 +190,35 @@ impl CqlType {
     /// The scalar type a CQL name denotes (`varchar` is `text`).
     pub fn from_scalar_name(name: &str) -> Option<CqlType> {
         let lower = name.to_ascii_lowercase();
-        Some(match lower.as_str() {
-            "ascii" => CqlType::Ascii,
-            "text" | "varchar" => CqlType::Text,
-            "int" => CqlType::Int,
-            "bigint" => CqlType::BigInt,
-            "smallint" => CqlType::SmallInt,
-            "tinyint" => CqlType::TinyInt,
-            "varint" => CqlType::Varint,
-            "decimal" => CqlType::Decimal,
-            "float" => CqlType::Float,
-            "double" => CqlType::Double,
-            "boolean" => CqlType::Boolean,
-            "uuid" => CqlType::Uuid,
-            "timeuuid" => CqlType::TimeUuid,
-            "timestamp" => CqlType::Timestamp,
-            "date" => CqlType::Date,
-            "time" => CqlType::Time,
-            "duration" => CqlType::Duration,
-            "inet" => CqlType::Inet,
-            "blob" => CqlType::Blob,
-            "counter" => CqlType::Counter,
-            _ => return None,
-        })
+        let lower = if lower == "varchar" { "text" } else { lower.as_str() };
+        SCALARS.iter().find(|t| t.scalar_name() == Some(lower)).cloned()
     }
 }
+
+/// Every scalar type: [`CqlType::scalar_name`] names them, and
+/// [`CqlType::from_scalar_name`] reads the names back.
+static SCALARS: [CqlType; 20] = [
+    CqlType::Ascii,
+    CqlType::Text,
+    CqlType::Int,
+    CqlType::BigInt,
+    CqlType::SmallInt,
+    CqlType::TinyInt,
+    CqlType::Varint,
+    CqlType::Decimal,
+    CqlType::Float,
+    CqlType::Double,
+    CqlType::Boolean,
+    CqlType::Uuid,
+    CqlType::TimeUuid,
+    CqlType::Timestamp,
+    CqlType::Date,
+    CqlType::Time,
+    CqlType::Duration,
+    CqlType::Inet,
+    CqlType::Blob,
+    CqlType::Counter,
+];
 
 impl fmt::Display for CqlType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
