@@ -226,24 +226,19 @@ impl SegmentBuilder {
     pub fn sync(&mut self) -> BuiltSection {
         let file_offset = self.out.len();
         let raw = std::mem::take(&mut self.pending);
+        let raw_len = raw.len();
+        // Compressed and encrypted sections start with the raw length.
+        let stored = |payload: Vec<u8>| [(raw_len as u32).to_be_bytes().as_slice(), &payload].concat();
         let body = match &self.format {
-            BuildFormat::Plain => raw.clone(),
-            BuildFormat::Compressed(c) => {
-                let mut b = (raw.len() as u32).to_be_bytes().to_vec();
-                b.extend_from_slice(&compress(*c, &raw));
-                b
-            }
-            BuildFormat::Encrypted { key, iv, chunk_len, .. } => {
-                let mut b = (raw.len() as u32).to_be_bytes().to_vec();
-                b.extend_from_slice(&encrypt(key, iv, &raw, *chunk_len));
-                b
-            }
+            BuildFormat::Plain => raw,
+            BuildFormat::Compressed(c) => stored(compress(*c, &raw)),
+            BuildFormat::Encrypted { key, iv, chunk_len, .. } => stored(encrypt(key, iv, &raw, *chunk_len)),
         };
         let next = file_offset + SYNC_MARKER_SIZE + body.len();
         self.out.extend_from_slice(&marker(self.id, file_offset as u32, next as u32));
         self.out.extend_from_slice(&body);
         let start = self.logical;
-        self.logical += (SYNC_MARKER_SIZE + raw.len()) as u64;
+        self.logical += (SYNC_MARKER_SIZE + raw_len) as u64;
         let section = BuiltSection {
             file_offset: file_offset as u64,
             file_end: next as u64,
