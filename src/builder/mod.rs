@@ -8,6 +8,14 @@
 //! real plain segments gives Cassandra's bytes exactly (`tests/builder.rs`),
 //! and so does re-encoding every decoded corpus mutation
 //! (`tests/builder_mutations.rs`).
+//!
+//! # Panics
+//!
+//! The builder trusts its caller, as slice indexing does: a spec that
+//! contradicts its table (a column the table lacks, complex cells for a
+//! simple column, a value that does not fit its type), an AES key that is
+//! not 16, 24 or 32 bytes, or header parameters over 65535 bytes panic.
+//! Only the encoder does this; nothing that reads bytes panics.
 
 mod mutation;
 mod segment;
