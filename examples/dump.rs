@@ -61,16 +61,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut files = Vec::new();
-    for path in &paths {
-        match common::segment_files(path) {
-            Ok(mut f) => files.append(&mut f),
-            Err(e) => {
-                eprintln!("dump: {}: {e}", path.display());
-                return ExitCode::from(2);
-            }
+    let mut files = match common::segment_files(&paths) {
+        Ok(f) => f,
+        Err((path, e)) => {
+            eprintln!("dump: {}: {e}", path.display());
+            return ExitCode::from(2);
         }
-    }
+    };
     files.sort_by_key(|(id, _)| *id);
     let out = std::io::stdout();
     let mut out = BufWriter::new(out.lock());

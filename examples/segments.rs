@@ -46,16 +46,13 @@ fn main() -> ExitCode {
     if paths.is_empty() {
         return usage();
     }
-    let mut files = Vec::new();
-    for path in &paths {
-        match common::segment_files(path) {
-            Ok(mut f) => files.append(&mut f),
-            Err(e) => {
-                eprintln!("segments: {}: {e}", path.display());
-                return ExitCode::from(2);
-            }
+    let files = match common::segment_files(&paths) {
+        Ok(f) => f,
+        Err((path, e)) => {
+            eprintln!("segments: {}: {e}", path.display());
+            return ExitCode::from(2);
         }
-    }
+    };
     for (_, file) in files {
         println!("{}", examine(&file, &opts));
     }

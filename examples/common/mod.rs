@@ -16,9 +16,19 @@ pub fn parse_key(spec: &str) -> Option<(String, Vec<u8>)> {
     Some((alias.to_owned(), bytes))
 }
 
-/// A file as given, or a directory's `CommitLog-*.log` files; each with its
-/// segment id (`i64::MIN` for a file whose name is not a segment's).
-pub fn segment_files(path: &Path) -> std::io::Result<Vec<(i64, PathBuf)>> {
+/// The segment files of every path, in the order given: a file as given,
+/// or a directory's `CommitLog-*.log` files by id; each with its segment id
+/// (`i64::MIN` for a file whose name is not a segment's). The error names
+/// the path that could not be listed.
+pub fn segment_files(paths: &[PathBuf]) -> Result<Vec<(i64, PathBuf)>, (PathBuf, std::io::Error)> {
+    let mut files = Vec::new();
+    for path in paths {
+        files.append(&mut files_of(path).map_err(|e| (path.clone(), e))?);
+    }
+    Ok(files)
+}
+
+fn files_of(path: &Path) -> std::io::Result<Vec<(i64, PathBuf)>> {
     if !path.is_dir() {
         let id = SegmentName::from_path(path).map_or(i64::MIN, |n| n.id);
         return Ok(vec![(id, path.to_owned())]);
