@@ -69,7 +69,8 @@ fn segments_over_every_cdc_raw_folder_prints_the_reference_counts() {
         }
     }
     assert_eq!(lines.len(), 5 * 17 + 5);
-    assert_eq!(compared, 5 * 17, "every capture segment is in the reference");
+    // The reference covers the benchmark segments too.
+    assert_eq!(compared, lines.len(), "every segment is in the reference");
 }
 
 #[test]
