@@ -66,6 +66,13 @@ pub enum SectionError {
         /// Decoded length.
         found: u64,
     },
+    /// The compressed stream ends before its payload does: the section's
+    /// `next` does not point where its data ends.
+    #[error("the compressed stream ends {len} bytes before the section does")]
+    TrailingPayload {
+        /// Bytes left after the stream.
+        len: u64,
+    },
     /// The payload goes on decoding past the declared length.
     #[error("decodes to more than the {expected} bytes the header declares")]
     Overrun {
@@ -140,6 +147,9 @@ impl Codecs {
                         SectionError::LengthMismatch { expected, found: z.total_out() }
                     });
                 }
+                if z.total_in() != payload.len() as u64 {
+                    return Err(SectionError::TrailingPayload { len: payload.len() as u64 - z.total_in() });
+                }
                 z.total_out() as usize
             }
             Compression::Zstd => {
@@ -170,6 +180,111 @@ impl Codecs {
             return Err(SectionError::LengthMismatch { expected, found: found as u64 });
         }
         Ok(())
+    }
+}
+
+/// The content length a compressed payload's own framing states, read
+/// without decoding it: `LZ4Compressor`'s length prefix, Snappy's length
+/// varint, a Zstd frame's content size; `None` where the framing states
+/// none (a zlib stream, a Zstd frame written without its content size, a
+/// Noop payload). A second witness of the length the section
+/// header declares: where the two disagree, decoding says which is right.
+pub(crate) fn framed_len(codec: Compression, payload: &[u8]) -> Option<u64> {
+    match codec {
+        Compression::Lz4 => payload.first_chunk::<4>().map(|p| u32::from_le_bytes(*p) as u64),
+        Compression::Snappy => snap::raw::decompress_len(payload).ok().map(|n| n as u64),
+        // Cassandra writes no stream at all for an empty section.
+        Compression::Deflate | Compression::Zstd if payload.is_empty() => Some(0),
+        Compression::Zstd => zstd_content_size(payload),
+        // A Noop payload's length is `next`'s: no second witness.
+        Compression::Deflate | Compression::Noop => None,
+    }
+}
+
+/// The `Frame_Content_Size` of a Zstd frame header (RFC 8878 §3.1.1.1),
+/// when the frame has one. zstd-jni, which Cassandra's `ZstdCompressor`
+/// uses, always writes it.
+fn zstd_content_size(frame: &[u8]) -> Option<u64> {
+    let (magic, rest) = frame.split_first_chunk::<4>()?;
+    if u32::from_le_bytes(*magic) != 0xFD2F_B528 {
+        return None;
+    }
+    let (&fhd, rest) = rest.split_first()?;
+    let single_segment = fhd & 0x20 != 0;
+    let dict_len = [0, 1, 2, 4][(fhd & 0x03) as usize];
+    let fcs_len = match fhd >> 6 {
+        0 if single_segment => 1,
+        0 => return None,
+        1 => 2,
+        2 => 4,
+        _ => 8,
+    };
+    let at = usize::from(!single_segment) + dict_len;
+    let field = rest.get(at..at + fcs_len)?;
+    let mut le = [0u8; 8];
+    le[..fcs_len].copy_from_slice(field);
+    let n = u64::from_le_bytes(le);
+    Some(if fcs_len == 2 { n + 256 } else { n })
+}
+
+impl Codecs {
+    /// The length `payload` decodes to, found by decoding it whole without
+    /// keeping the output (at most `cap` bytes): for codecs whose framing
+    /// states no length, when the declared one proved wrong. `None` when
+    /// the payload is not one complete stream of at most `cap` bytes.
+    pub(crate) fn measure(&mut self, codec: Compression, payload: &[u8], cap: u64) -> Option<u64> {
+        match codec {
+            Compression::Deflate => {
+                let mut z = flate2::Decompress::new(true);
+                let mut out = Vec::new();
+                loop {
+                    out.clear();
+                    out.reserve(1 << 16);
+                    let consumed = z.total_in() as usize;
+                    let status =
+                        z.decompress_vec(&payload[consumed..], &mut out, flate2::FlushDecompress::None).ok()?;
+                    if z.total_out() > cap {
+                        return None;
+                    }
+                    match status {
+                        flate2::Status::StreamEnd => {
+                            return (z.total_in() == payload.len() as u64).then_some(z.total_out());
+                        }
+                        _ if out.is_empty() && z.total_in() as usize == consumed => return None,
+                        _ => {}
+                    }
+                }
+            }
+            Compression::Zstd => {
+                use ruzstd::decoding::BlockDecodingStrategy;
+                let dec = self.zstd.get_or_insert_with(ruzstd::decoding::FrameDecoder::new);
+                dec.set_max_window_size(cap.saturating_mul(2).max(1 << 17));
+                let mut input = payload;
+                let mut total = 0u64;
+                while !input.is_empty() {
+                    dec.init(&mut input).ok()?;
+                    loop {
+                        dec.decode_blocks(&mut input, BlockDecodingStrategy::UptoBytes(1 << 20)).ok()?;
+                        let finished = dec.is_finished();
+                        total += dec.collect().map_or(0, |v| v.len() as u64);
+                        if total > cap {
+                            return None;
+                        }
+                        if finished {
+                            break;
+                        }
+                    }
+                    if let (Some(a), Some(b)) = (dec.get_checksum_from_data(), dec.get_calculated_checksum())
+                        && a != b
+                    {
+                        return None;
+                    }
+                }
+                Some(total)
+            }
+            Compression::Noop => None,
+            _ => framed_len(codec, payload).filter(|&n| n <= cap),
+        }
     }
 }
 
@@ -208,6 +323,23 @@ impl AesKey {
         })
     }
 
+    /// The first 16 plaintext bytes of a CBC chain: one block decrypted
+    /// and XORed with the IV.
+    fn first_block(&self, iv: &[u8; 16], block: &[u8; 16]) -> [u8; 16] {
+        use aes::cipher::BlockDecrypt;
+        let mut b = aes::Block::from(*block);
+        match self {
+            AesKey::Aes128(k) => k.decrypt_block(&mut b),
+            AesKey::Aes192(k) => k.decrypt_block(&mut b),
+            AesKey::Aes256(k) => k.decrypt_block(&mut b),
+        }
+        let mut out: [u8; 16] = b.into();
+        for (o, v) in out.iter_mut().zip(iv) {
+            *o ^= v;
+        }
+        out
+    }
+
     /// Decrypts one CBC block chain in place with a fresh IV; returns the
     /// unpadded plaintext length.
     fn decrypt(&self, iv: &[u8; 16], buf: &mut [u8]) -> Option<usize> {
@@ -220,6 +352,31 @@ impl AesKey {
         };
         res.ok().map(<[u8]>::len)
     }
+}
+
+/// The plaintext length an encrypted section's blocks hold (the sum of
+/// their raw chunk lengths), read by decrypting only each block's first
+/// 16 bytes: a second witness of the length the section header declares.
+/// Fails when the blocks do not end exactly where the section does.
+pub(crate) fn encrypted_len(key: &AesKey, iv: &[u8; 16], payload: &[u8]) -> Result<u64, SectionError> {
+    let mut p = 0usize;
+    let mut total = 0u64;
+    while p < payload.len() {
+        let offset = p as u64;
+        let Some(head) = payload.get(p..p + 8) else {
+            return Err(SectionError::ShortPayload { expected: 8, found: (payload.len() - p) as u64 });
+        };
+        let e = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        p += 8;
+        let available = payload.len() - p;
+        if e == 0 || !e.is_multiple_of(16) || e > available {
+            return Err(SectionError::CipherLength { offset, len: e as u64, available: available as u64 });
+        }
+        let first = key.first_block(iv, payload[p..p + 16].try_into().expect("16 bytes"));
+        total += u32::from_be_bytes([first[0], first[1], first[2], first[3]]) as u64;
+        p += e;
+    }
+    Ok(total)
 }
 
 /// Decrypts an encrypted section (format spec §3.4): blocks of
@@ -378,5 +535,55 @@ mod tests {
         ));
         assert!(AesKey::new(&[0u8; 15]).is_none());
         assert!(AesKey::new(&[0u8; 24]).is_some() && AesKey::new(&[0u8; 32]).is_some());
+    }
+}
+
+#[cfg(test)]
+mod witness_tests {
+    use super::*;
+    use crate::builder;
+
+    /// A payload followed by bytes of the next section (a `next` pointing
+    /// too far) must not decode: decoding success is what proves `next`.
+    #[test]
+    fn trailing_bytes_after_a_stream_are_refused_by_every_codec() {
+        let raw: Vec<u8> = (0..5000u32).map(|i| (i % 13) as u8).collect();
+        for codec in Compression::ALL {
+            if codec == Compression::Noop {
+                continue;
+            }
+            let mut payload = builder::compress(codec, &raw);
+            for extra in [&[0u8; 8][..], &[0x00, 0x00, 0x00, 0xd9, 0x12, 0x34, 0x56, 0x78, 1, 2, 3, 4]] {
+                let base = payload.len();
+                payload.extend_from_slice(extra);
+                let mut out = vec![0u8; raw.len()];
+                let r = Codecs::default().decompress(codec, &payload, &mut out);
+                assert!(r.is_err(), "{codec} with {} trailing bytes decoded", extra.len());
+                payload.truncate(base);
+            }
+        }
+    }
+
+    #[test]
+    fn framed_lengths_and_measure_agree_with_the_content() {
+        let raw: Vec<u8> = (0..70_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for codec in Compression::ALL {
+            let payload = builder::compress(codec, &raw);
+            if let Some(n) = framed_len(codec, &payload) {
+                assert_eq!(n, raw.len() as u64, "{codec}");
+            }
+            if codec == Compression::Noop {
+                // A Noop payload states no length and measures none: its
+                // length is its own.
+                assert_eq!(Codecs::default().measure(codec, &payload, 1 << 20), None);
+                continue;
+            }
+            assert_eq!(Codecs::default().measure(codec, &payload, 1 << 20), Some(raw.len() as u64), "{codec}");
+            assert_eq!(Codecs::default().measure(codec, &payload, 1000), None, "{codec} over the cap");
+            let cut = &payload[..payload.len() - 3];
+            if matches!(codec, Compression::Deflate | Compression::Zstd) {
+                assert_eq!(Codecs::default().measure(codec, cut, 1 << 20), None, "{codec} truncated");
+            }
+        }
     }
 }
