@@ -1,12 +1,12 @@
 //! Walking a segment: sync markers, sections and entries (format spec §3, §6,
 //! §11), with every loss and the way the data ended reported as values.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::codec::{AesKey, Codecs, SectionError, decrypt_section};
+use super::codec::{AesKey, Codecs, SectionError, decrypt_section, encrypted_len, framed_len};
 use super::descriptor::{Compression, Descriptor, SectionFormat};
 use super::error::Error;
 use crate::location::Location;
@@ -126,6 +126,11 @@ impl ReadOptions {
     pub fn is_strict(&self) -> bool {
         self.strict
     }
+
+    /// The position set with [`after`](Self::after), if any.
+    pub fn resume_after(&self) -> Option<u64> {
+        self.after
+    }
 }
 
 /// The CRC of a sync marker: over the id's low word, high word, and the
@@ -222,12 +227,51 @@ pub enum LossKind {
     /// The whole section could not be decompressed or decrypted.
     #[error("section undecodable: {0}")]
     Section(#[source] SectionError),
+    /// A sync marker whose CRC does not match: the bytes from it to the next
+    /// marker with a valid CRC were skipped unread (resynchronisation).
+    #[error(
+        "corrupt sync marker (CRC expected {expected:#010x}, found {found:#010x}): skipped to the next valid marker"
+    )]
+    CorruptMarker {
+        /// CRC a marker at this offset must have.
+        expected: u32,
+        /// CRC found.
+        found: u32,
+    },
+    /// A marker's `next` (not covered by its CRC) is wrong: the section was
+    /// read up to where its data really ends. Nothing is lost by this
+    /// report itself (its range is empty); it says the file is damaged.
+    #[error("sync marker says the section ends at file offset {declared}, its data ends at {found}")]
+    WrongNext {
+        /// The `next` the marker holds.
+        declared: u64,
+        /// Where the section really ends (the next valid marker, or the end
+        /// of its data).
+        found: u64,
+    },
+    /// A compressed or encrypted section's declared uncompressed length is
+    /// wrong: its payload decodes, as a complete stream, to `found` bytes,
+    /// which is what later positions are computed from. Nothing is lost by
+    /// this report itself (its range is empty).
+    #[error("section header declares {declared} uncompressed bytes, its payload holds {found}")]
+    WrongLength {
+        /// Length in the section header.
+        declared: u64,
+        /// Length the payload decodes to.
+        found: u64,
+    },
 }
 
 impl LossKind {
     /// True when the loss is exactly one entry (the next one is intact).
     pub fn is_single_entry(&self) -> bool {
         matches!(self, LossKind::MutationCrc { .. })
+    }
+
+    /// True for the reports of damage that was read around, at no cost
+    /// ([`WrongNext`](Self::WrongNext), [`WrongLength`](Self::WrongLength)).
+    pub fn is_repaired(&self) -> bool {
+        matches!(self, LossKind::WrongNext { .. } | LossKind::WrongLength { .. })
     }
 }
 
@@ -238,8 +282,13 @@ pub struct Loss {
     pub segment_id: i64,
     /// File offset of the sync marker of the section the loss is in.
     pub section_file_offset: u64,
-    /// File offset of the loss (plain segments only).
+    /// File offset where the lost bytes start, where they map to file bytes:
+    /// an entry of a plain segment, a whole section, a skipped gap (an entry
+    /// inside a compressed or encrypted section has none).
     pub file_offset: Option<u64>,
+    /// File offset just past the lost bytes, where known (whole sections and
+    /// skipped gaps).
+    pub file_end: Option<u64>,
     /// First logical position lost.
     pub start: u64,
     /// Logical position just past the loss.
@@ -295,7 +344,10 @@ pub enum Tail {
         /// File length.
         file_len: u64,
     },
-    /// A marker whose CRC does not match.
+    /// A marker whose CRC does not match, and no way past it: no later
+    /// marker with a valid CRC, or (compressed and encrypted segments) the
+    /// bytes up to it do not decode to a length, so later positions could
+    /// not be known.
     CorruptMarker {
         /// File offset of the marker.
         file_offset: u64,
@@ -305,7 +357,8 @@ pub enum Tail {
         found: u32,
     },
     /// A marker with a valid CRC whose `next` points backwards or leaves no
-    /// room for the section's own header.
+    /// room for the section's own header, and where the section's data
+    /// really ends could not be found.
     BadPosition {
         /// File offset of the marker.
         file_offset: u64,
@@ -387,12 +440,19 @@ pub struct Summary {
     /// Entry-level losses (a bad mutation CRC, or a size that cost the rest of
     /// its section).
     pub bad_entries: u64,
-    /// Sections that could not be decompressed or decrypted.
+    /// Sections that could not be decompressed or decrypted, and gaps
+    /// skipped after a corrupt marker.
     pub lost_sections: u64,
+    /// Gaps skipped after a corrupt marker (resynchronisations; each is
+    /// also counted in `lost_sections`).
+    pub resynced: u64,
+    /// Sections read in full despite a wrong `next` or a wrong declared
+    /// length ([`LossKind::is_repaired`]).
+    pub repaired: u64,
     /// Logical bytes lost to all losses.
     pub lost_bytes: u64,
-    /// Logical end of the last section whose marker was intact (the header
-    /// length when there is none).
+    /// Logical end of what was read: of the last section whose marker was
+    /// intact, or of a gap skipped (the header length when there is none).
     pub end: u64,
     /// File offset where the walk stopped.
     pub file_end: u64,
@@ -489,8 +549,8 @@ pub struct SegmentReader<'a> {
     logical: u64,
     index: u32,
     current: Option<Current>,
-    /// A section lost while opening it, to report before anything else.
-    pending: Option<Loss>,
+    /// Losses found while opening a section, to report before anything else.
+    pending: VecDeque<Loss>,
     /// The loss the last `Event::Loss` reported.
     lost: Option<Loss>,
     buf: Vec<u8>,
@@ -539,7 +599,7 @@ impl<'a> SegmentReader<'a> {
             logical: header_len as u64,
             index: 0,
             current: None,
-            pending: None,
+            pending: VecDeque::new(),
             lost: None,
             buf: buffers.buf,
             scratch: buffers.scratch,
@@ -615,7 +675,7 @@ impl<'a> SegmentReader<'a> {
 
     fn advance(&mut self) -> Result<Option<Event>, Error> {
         loop {
-            if let Some(loss) = self.pending.take() {
+            if let Some(loss) = self.pending.pop_front() {
                 return self.report(loss).map(|()| Some(Event::Loss));
             }
             if self.current.is_some() {
@@ -625,7 +685,8 @@ impl<'a> SegmentReader<'a> {
                         let loss = self.lost.take().expect("a stepped loss");
                         return self.report(loss).map(|()| Some(Event::Loss));
                     }
-                    Step::Skip => continue,
+                    // `step_entry` resolves `RestLost` itself.
+                    Step::Skip | Step::RestLost(_) => continue,
                     Step::SectionDone => {
                         self.current = None;
                         continue;
@@ -636,7 +697,8 @@ impl<'a> SegmentReader<'a> {
                 return Ok(None);
             }
             match self.step_section() {
-                Ok(section) => return Ok(Some(Event::Section(section))),
+                Ok(Some(section)) => return Ok(Some(Event::Section(section))),
+                Ok(None) => continue,
                 Err(tail) => {
                     self.done = true;
                     self.summary.tail = Some(tail);
@@ -665,6 +727,11 @@ impl<'a> SegmentReader<'a> {
         self.summary.lost_bytes += loss.end - loss.start;
         match loss.kind {
             LossKind::Section(_) => self.summary.lost_sections += 1,
+            LossKind::CorruptMarker { .. } => {
+                self.summary.lost_sections += 1;
+                self.summary.resynced += 1;
+            }
+            LossKind::WrongNext { .. } | LossKind::WrongLength { .. } => self.summary.repaired += 1,
             _ => self.summary.bad_entries += 1,
         }
         if self.summary.losses.len() < KEPT_LOSSES {
@@ -678,6 +745,71 @@ impl<'a> SegmentReader<'a> {
 
     /// Reads the next entry of the current section.
     fn step_entry(&mut self) -> Step {
+        match self.step_entry_inner() {
+            Step::RestLost(kind) => self.rest_lost(kind),
+            step => step,
+        }
+    }
+
+    /// Everything from the current offset to the end of the section is
+    /// lost, unless the caller has already consumed it. In a plain segment
+    /// the section may instead end early: a `next` pointing too far makes
+    /// the following marker read as an entry, so a valid marker between
+    /// here and the section's end is where it really ends, and reading goes
+    /// on from there.
+    fn rest_lost(&mut self, kind: LossKind) -> Step {
+        let Some(cur) = self.current.as_mut() else {
+            return Step::SectionDone;
+        };
+        let section = cur.section;
+        let (base, len, buffered) = match cur.content {
+            Content::Borrowed { start, end } => (start, end - start, false),
+            Content::Buffered { len } => (0, len, true),
+        };
+        let off = cur.off;
+        let start = section.content_start + off as u64;
+        let file_offset = (!buffered).then_some((base + off) as u64);
+        let mut end_off = len;
+        if matches!(self.cipher, Cipher::Plain)
+            && let Some(q) = find_marker(self.data, self.id, base + off, base + len)
+        {
+            end_off = q - base;
+            cur.content = Content::Borrowed { start: base, end: q };
+            self.file_pos = q;
+            self.logical = q as u64;
+            self.summary.end = q as u64;
+            self.summary.file_end = q as u64;
+            if self.after.is_none_or(|a| (q as u64) > a) {
+                self.pending.push_back(Loss {
+                    segment_id: self.id,
+                    section_file_offset: section.file_offset,
+                    file_offset: Some(section.file_offset),
+                    file_end: Some(q as u64),
+                    start: q as u64,
+                    end: q as u64,
+                    kind: LossKind::WrongNext { declared: section.file_end, found: q as u64 },
+                });
+            }
+        }
+        cur.off = end_off;
+        let end = section.content_start + end_off as u64;
+        if end == start || self.after.is_some_and(|a| end <= a) {
+            return Step::Skip;
+        }
+        let file_end = (!buffered).then_some((base + end_off) as u64);
+        self.lost = Some(Loss {
+            segment_id: self.id,
+            section_file_offset: section.file_offset,
+            file_offset,
+            file_end,
+            start,
+            end,
+            kind,
+        });
+        Step::Loss
+    }
+
+    fn step_entry_inner(&mut self) -> Step {
         let Some(cur) = self.current.as_mut() else {
             return Step::SectionDone;
         };
@@ -694,18 +826,7 @@ impl<'a> SegmentReader<'a> {
         let rem = &content[off..];
         let start = section.content_start + off as u64;
         let file_offset = (!buffered).then_some((base + off) as u64);
-        let segment_id = self.id;
-        // Everything from here to the end of the section is lost, unless the
-        // caller has already consumed it.
-        let rest_lost = |cur: &mut Current, lost: &mut Option<Loss>, kind: LossKind, after: Option<u64>| {
-            cur.off = len;
-            let end = section.content_start + len as u64;
-            if after.is_some_and(|a| end <= a) {
-                return Step::SectionDone;
-            }
-            *lost = Some(Loss { segment_id, section_file_offset: section.file_offset, file_offset, start, end, kind });
-            Step::Loss
-        };
+        let rest_lost = |_: &mut Current, _: &mut Option<Loss>, kind: LossKind, _: Option<u64>| Step::RestLost(kind);
         let size = match rem.first_chunk::<4>() {
             Some(b) => u32::from_be_bytes(*b),
             // Fewer than four bytes: padding if zero, damage otherwise.
@@ -768,6 +889,7 @@ impl<'a> SegmentReader<'a> {
                 segment_id: self.id,
                 section_file_offset: section.file_offset,
                 file_offset,
+                file_end: file_offset.map(|f| f + needed as u64),
                 start,
                 end: position,
                 kind: LossKind::MutationCrc { expected: crc, found: stored },
@@ -787,107 +909,531 @@ impl<'a> SegmentReader<'a> {
         })
     }
 
-    /// Reads the next sync marker and makes its section current; `Err` is
-    /// how the segment ends.
-    fn step_section(&mut self) -> Result<Section, Tail> {
+    /// Reads the next sync marker and makes its section current (`None`
+    /// when a corrupt marker was skipped instead); `Err` is how the segment
+    /// ends.
+    fn step_section(&mut self) -> Result<Option<Section>, Tail> {
         let pos = self.file_pos;
-        let data = self.data;
         if self.limit.is_some_and(|l| self.logical >= l) {
             return Err(Tail::Limit { logical: self.logical });
         }
-        let file_len = data.len() as u64;
-        let (Some(marker), true) = (data.get(pos..pos + SYNC_MARKER_SIZE), pos <= u32::MAX as usize) else {
-            return Err(Tail::NoRoom { file_offset: pos as u64 });
-        };
-        let next = u32::from_be_bytes([marker[0], marker[1], marker[2], marker[3]]) as u64;
-        let found = u32::from_be_bytes([marker[4], marker[5], marker[6], marker[7]]);
-        let expected = marker_crc(self.id, pos as u32);
-        if found != expected {
-            if next == 0 && found == 0 {
-                return Err(Tail::ZeroMarker { file_offset: pos as u64 });
-            }
-            return Err(Tail::CorruptMarker { file_offset: pos as u64, expected, found });
+        match marker_at(self.data, self.id, pos) {
+            Marker::NoRoom => Err(Tail::NoRoom { file_offset: pos as u64 }),
+            Marker::Zero => Err(Tail::ZeroMarker { file_offset: pos as u64 }),
+            Marker::Corrupt { expected, found } => self.resync(pos, expected, found).map(|()| None),
+            Marker::Valid { next } => match self.cipher {
+                Cipher::Plain => self.open_plain(pos, next).map(Some),
+                _ => self.open_coded(pos, next).map(Some),
+            },
         }
-        let header = match self.cipher {
-            Cipher::Plain => SYNC_MARKER_SIZE,
-            _ => SYNC_MARKER_SIZE + 4,
-        };
+    }
+
+    /// The tail for a marker whose section could not be placed.
+    fn unplaceable(&self, pos: usize, next: usize) -> Tail {
+        let file_len = self.data.len();
         if next > file_len {
-            return Err(Tail::Truncated { file_offset: pos as u64, next, file_len });
+            Tail::Truncated { file_offset: pos as u64, next: next as u64, file_len: file_len as u64 }
+        } else if self.limit.is_some_and(|l| next as u64 > l) && next >= pos + SYNC_MARKER_SIZE {
+            Tail::Limit { logical: self.logical }
+        } else {
+            Tail::BadPosition { file_offset: pos as u64, next: next as u64 }
         }
-        if next < (pos + header) as u64 {
-            return Err(Tail::BadPosition { file_offset: pos as u64, next });
+    }
+
+    /// Queues a loss found while opening a section, unless the caller has
+    /// already consumed everything up to its end.
+    fn queue(&mut self, loss: Loss) {
+        if self.after.is_none_or(|a| loss.end > a) {
+            self.pending.push_back(loss);
         }
-        let next = next as usize;
-        let content_len = match self.cipher {
-            Cipher::Plain => (next - pos - SYNC_MARKER_SIZE) as u64,
-            _ => u32::from_be_bytes(data[pos + 8..pos + 12].try_into().expect("4 bytes")) as u64,
-        };
+    }
+
+    /// Makes the section at `pos..end` current (or walks past it when the
+    /// caller has consumed it), with `content_len` bytes of entries.
+    fn enter(&mut self, pos: usize, end: usize, content_len: u64) -> Section {
         let start = self.logical;
-        let end = start + SYNC_MARKER_SIZE as u64 + content_len;
-        if self.limit.is_some_and(|l| end > l) {
-            return Err(Tail::Limit { logical: self.logical });
-        }
+        let section_end = start + SYNC_MARKER_SIZE as u64 + content_len;
         let section = Section {
             index: self.index,
             file_offset: pos as u64,
-            file_end: next as u64,
+            file_end: end as u64,
             start,
             content_start: start + SYNC_MARKER_SIZE as u64,
-            end,
+            end: section_end,
         };
         self.index = self.index.saturating_add(1);
-        self.file_pos = next;
-        self.logical = end;
+        self.file_pos = end;
+        self.logical = section_end;
         self.summary.sections += 1;
-        self.summary.end = end;
-        self.summary.file_end = next as u64;
-        if self.after.is_some_and(|a| end <= a) {
-            // Already consumed: walked past without decoding.
-            return Ok(section);
+        self.summary.end = section_end;
+        self.summary.file_end = end as u64;
+        section
+    }
+
+    /// A plain section: its entries are the file bytes up to the next marker.
+    fn open_plain(&mut self, pos: usize, next: usize) -> Result<Section, Tail> {
+        let data = self.data;
+        let file_len = data.len();
+        // Logical positions of a plain segment are file offsets.
+        let bound = self.limit.map_or(file_len, |l| l.min(file_len as u64) as usize);
+        let content = pos + SYNC_MARKER_SIZE;
+        let confirmed = next >= content
+            && next <= bound
+            // With no room for a marker at `next`, its entries must reach it
+            // (over zeros only to the very end of the file: Cassandra ends a
+            // section where its entries do).
+            && ((next + SYNC_MARKER_SIZE > file_len
+                && chain_reaches(data, content, next)
+                && (next == file_len || !zero_padded(data, content, next)))
+                || Some(next as u64) == self.limit
+                || matches!(marker_at(data, self.id, next), Marker::Valid { .. }));
+        let end = if confirmed {
+            next
+        } else {
+            match plain_end(data, self.id, content, next, bound) {
+                Some(end) => end,
+                None => return Err(self.unplaceable(pos, next)),
+            }
+        };
+        let section = self.enter(pos, end, (end - content) as u64);
+        if end != next {
+            self.queue(Loss {
+                segment_id: self.id,
+                section_file_offset: pos as u64,
+                file_offset: Some(pos as u64),
+                file_end: Some(end as u64),
+                start: section.end,
+                end: section.end,
+                kind: LossKind::WrongNext { declared: next as u64, found: end as u64 },
+            });
         }
-        let payload = &data[pos + header..next];
-        let decoded = match &self.cipher {
-            Cipher::Plain => Ok(Content::Borrowed { start: pos + SYNC_MARKER_SIZE, end: next }),
-            _ if content_len > self.max_section_len as u64 => {
-                Err(SectionError::TooLarge { len: content_len, cap: self.max_section_len as u64 })
+        if self.after.is_none_or(|a| section.end > a) {
+            self.current = Some(Current { section, content: Content::Borrowed { start: content, end }, off: 0 });
+        }
+        Ok(section)
+    }
+
+    /// A compressed or encrypted section. Its `next` is proven by its
+    /// payload decoding as one complete stream; when it does not, the
+    /// section may end elsewhere (the next valid marker, or the end of the
+    /// file), and the first end at which it decodes is taken. Its length is
+    /// what the payload decodes to, so a wrong declared length cannot shift
+    /// later positions.
+    fn open_coded(&mut self, pos: usize, next: usize) -> Result<Section, Tail> {
+        let data = self.data;
+        let file_len = data.len();
+        let header = pos + SYNC_MARKER_SIZE + 4;
+        if header > file_len {
+            return Err(self.unplaceable(pos, next));
+        }
+        let declared = u32::from_be_bytes(data[pos + 8..header].try_into().expect("4 bytes")) as u64;
+        let plausible = next >= header && next <= file_len;
+        if plausible
+            && let Some(l) = self.limit
+            && self.logical + SYNC_MARKER_SIZE as u64 + declared > l
+            && self.witness(header, next).is_none_or(|w| w == declared)
+        {
+            // Not yet durable (the payload's own framing agrees).
+            return Err(Tail::Limit { logical: self.logical });
+        }
+        let mut opened = plausible.then(|| self.open_payload(header, next, declared));
+        let mut end = next;
+        let next_valid = plausible && matches!(marker_at(data, self.id, next), Marker::Valid { .. });
+        // A payload that decodes at `next` is still doubted when nothing
+        // confirms `next` (a valid marker there, the end of the written
+        // data or of the file): an end confirmed by the next valid marker
+        // or the end of the file, at which it decodes, is taken instead
+        // (a payload that decodes there cannot have ended before it).
+        let confirmed = plausible
+            && (next == file_len
+                || matches!(marker_at(data, self.id, next), Marker::Valid { .. } | Marker::Zero | Marker::NoRoom));
+        let noop = matches!(self.cipher, Cipher::Codec(Compression::Noop));
+        // A Noop payload decodes whenever the declared length equals its
+        // own: at an unconfirmed end only its entry chain is a witness.
+        let decoded = opened.as_ref().is_some_and(|o| o.result.is_ok())
+            && (confirmed || !noop || chain_reaches(data, header, next));
+        if !decoded || !confirmed {
+            let scan_to = if next_valid { next } else { file_len };
+            let q = find_marker(data, self.id, header, scan_to);
+            let fallback = (q.is_none() && next != file_len).then_some(file_len);
+            let mut found = false;
+            for candidate in [q, fallback].into_iter().flatten() {
+                // A Noop payload decodes to any length equal to its own: only
+                // its entry chain can witness where it ends.
+                if noop && !chain_reaches(data, header, candidate) {
+                    continue;
+                }
+                let o = self.open_payload(header, candidate, declared);
+                if o.result.is_ok() {
+                    end = candidate;
+                    opened = Some(o);
+                    found = true;
+                    break;
+                }
             }
+            // A Noop payload is its entries, with no framing of its own: its
+            // length is where its entry chain ends, at the first valid marker.
+            // An unconfirmed `next` comes last: a chain of no entries reaches
+            // a `next` damaged to point at the section's own header.
+            if !found
+                && noop
+                && let Some(c) = [confirmed.then_some(next), q, Some(file_len), plausible.then_some(next)]
+                    .into_iter()
+                    .flatten()
+                    .find(|&c| chain_reaches(data, header, c))
+            {
+                let len = (c - header) as u64;
+                end = c;
+                opened = Some(Opened { len, result: self.decode_as(header, c, len) });
+            }
+        }
+        let Some(opened) = opened else {
+            return Err(self.unplaceable(pos, next));
+        };
+        if self.limit.is_some_and(|l| self.logical + SYNC_MARKER_SIZE as u64 + opened.len > l) {
+            return Err(Tail::Limit { logical: self.logical });
+        }
+        let section = self.enter(pos, end, opened.len);
+        let id = self.id;
+        let notice = |kind| Loss {
+            segment_id: id,
+            section_file_offset: pos as u64,
+            file_offset: Some(pos as u64),
+            file_end: Some(end as u64),
+            start: section.end,
+            end: section.end,
+            kind,
+        };
+        if end != next {
+            self.queue(notice(LossKind::WrongNext { declared: next as u64, found: end as u64 }));
+        }
+        if opened.len != declared && opened.result.is_ok() {
+            self.queue(notice(LossKind::WrongLength { declared, found: opened.len }));
+        }
+        match opened.result {
+            Ok(content) => {
+                if self.after.is_none_or(|a| section.end > a) {
+                    self.current = Some(Current { section, content, off: 0 });
+                }
+            }
+            // The marker chain is intact: the next section can still be read.
+            Err(err) => self.queue(Loss {
+                segment_id: self.id,
+                section_file_offset: pos as u64,
+                file_offset: Some(pos as u64),
+                file_end: Some(end as u64),
+                start: section.content_start,
+                end: section.end,
+                kind: LossKind::Section(err),
+            }),
+        }
+        Ok(section)
+    }
+
+    /// The length a payload's own framing states (the encrypted blocks'
+    /// chunk lengths), when it states one.
+    fn witness(&self, start: usize, end: usize) -> Option<u64> {
+        let payload = &self.data[start..end];
+        match &self.cipher {
+            Cipher::Plain => None,
+            Cipher::Codec(codec) => framed_len(*codec, payload),
+            Cipher::Encrypted { key, iv } => encrypted_len(key, iv, payload).ok(),
+        }
+    }
+
+    /// Decodes a payload, trying the declared length and the one its
+    /// framing states; where they differ, the one it decodes to is taken
+    /// (a codec that states no length is measured by decoding).
+    fn open_payload(&mut self, start: usize, end: usize, declared: u64) -> Opened {
+        let witness = self.witness(start, end);
+        let first = witness.unwrap_or(declared);
+        let result = self.decode_as(start, end, first);
+        if result.is_ok() {
+            return Opened { len: first, result };
+        }
+        if first != declared
+            && let Ok(content) = self.decode_as(start, end, declared)
+        {
+            return Opened { len: declared, result: Ok(content) };
+        }
+        if witness.is_none()
+            && let Cipher::Codec(codec) = self.cipher
+            && let Some(n) = self.codecs.measure(codec, &self.data[start..end], self.max_section_len as u64)
+            && n != declared
+            && let Ok(content) = self.decode_as(start, end, n)
+        {
+            return Opened { len: n, result: Ok(content) };
+        }
+        let result = if first == declared { result } else { self.decode_as(start, end, declared) };
+        Opened { len: declared, result }
+    }
+
+    /// Decodes a payload to exactly `len` bytes.
+    fn decode_as(&mut self, start: usize, end: usize, len: u64) -> Result<Content, SectionError> {
+        let cap = self.max_section_len as u64;
+        if len > cap {
+            return Err(SectionError::TooLarge { len, cap });
+        }
+        let payload = &self.data[start..end];
+        let n = len as usize;
+        match &self.cipher {
+            Cipher::Plain => Ok(Content::Borrowed { start, end }),
             // Noop sections are the entries themselves: borrow them.
-            Cipher::Codec(Compression::Noop) if payload.len() as u64 == content_len => {
-                Ok(Content::Borrowed { start: pos + header, end: next })
-            }
+            Cipher::Codec(Compression::Noop) if payload.len() == n => Ok(Content::Borrowed { start, end }),
             Cipher::Codec(codec) => {
-                let n = content_len as usize;
                 if self.buf.len() < n {
                     self.buf.resize(n, 0);
                 }
                 self.codecs.decompress(*codec, payload, &mut self.buf[..n]).map(|()| Content::Buffered { len: n })
             }
-            Cipher::Encrypted { key, iv } => {
-                decrypt_section(key, iv, payload, content_len as usize, &mut self.buf, &mut self.scratch)
-                    .map(|()| Content::Buffered { len: content_len as usize })
+            Cipher::Encrypted { key, iv } => decrypt_section(key, iv, payload, n, &mut self.buf, &mut self.scratch)
+                .map(|()| Content::Buffered { len: n }),
+        }
+    }
+
+    /// After a marker with a bad CRC: skips to the next marker with a valid
+    /// one, reporting the bytes in between as one loss. Nothing behind a bad
+    /// marker is delivered (it may be stale bytes, not this segment's
+    /// data). In a compressed or encrypted segment the gap must decode to a
+    /// length, or later positions could not be known: then the walk ends.
+    fn resync(&mut self, pos: usize, expected: u32, found: u32) -> Result<(), Tail> {
+        let corrupt = Tail::CorruptMarker { file_offset: pos as u64, expected, found };
+        let data = self.data;
+        let file_len = data.len();
+        let (q, gap_end) = match self.cipher {
+            Cipher::Plain => {
+                let bound = self.limit.map_or(file_len, |l| l.min(file_len as u64) as usize);
+                // With a bound, bytes up to it are durable: a gap may end there.
+                // Without one, the last section ends where its entries do,
+                // before the zeroed rest of the file.
+                let next = match marker_at(data, self.id, pos) {
+                    Marker::Corrupt { .. } => u32::from_be_bytes(data[pos..pos + 4].try_into().expect("4 bytes")),
+                    _ => 0,
+                } as usize;
+                let last = || {
+                    let content = pos + SYNC_MARKER_SIZE;
+                    // Only where the entries end: the bad marker's `next` is no witness.
+                    let to_eof = || (bound >= content && chain_reaches(data, content, bound)).then_some(bound);
+                    plain_end(data, self.id, content, usize::MAX, bound).or_else(to_eof).filter(|&e| {
+                        // Stale bytes are not a section: it must start with
+                        // an entry, or be an empty one.
+                        (if e == content { e == next } else { entry_head_ok(data, content) })
+                            && matches!(marker_at(data, self.id, e), Marker::Zero | Marker::NoRoom)
+                    })
+                };
+                let q = find_marker(data, self.id, pos + 1, bound)
+                    .or_else(|| (self.limit.is_some() && bound > pos).then_some(bound))
+                    .or_else(last)
+                    .ok_or(corrupt)?;
+                (q, q as u64)
+            }
+            _ => {
+                // Without a later marker, the last section may end the file.
+                let q = find_marker(data, self.id, pos + 1, file_len).unwrap_or(file_len);
+                let header = pos + SYNC_MARKER_SIZE + 4;
+                if header > q {
+                    return Err(corrupt);
+                }
+                let declared = u32::from_be_bytes(data[pos + 8..header].try_into().expect("4 bytes")) as u64;
+                let mut opened = self.open_payload(header, q, declared);
+                if opened.result.is_err()
+                    && matches!(self.cipher, Cipher::Codec(Compression::Noop))
+                    && chain_reaches(data, header, q)
+                {
+                    opened =
+                        Opened { len: (q - header) as u64, result: Ok(Content::Borrowed { start: header, end: q }) };
+                }
+                if opened.result.is_err() {
+                    return Err(corrupt);
+                }
+                let gap_end = self.logical + SYNC_MARKER_SIZE as u64 + opened.len;
+                if self.limit.is_some_and(|l| gap_end > l) {
+                    return Err(Tail::Limit { logical: self.logical });
+                }
+                (q, gap_end)
             }
         };
-        match decoded {
-            Ok(content) => self.current = Some(Current { section, content, off: 0 }),
-            // The marker chain is intact: the next section can still be read.
-            Err(err) => {
-                self.pending = Some(Loss {
-                    segment_id: self.id,
-                    section_file_offset: section.file_offset,
-                    file_offset: None,
-                    start: section.content_start,
-                    end,
-                    kind: LossKind::Section(err),
-                })
-            }
-        }
-        Ok(section)
+        let loss = Loss {
+            segment_id: self.id,
+            section_file_offset: pos as u64,
+            file_offset: Some(pos as u64),
+            file_end: Some(q as u64),
+            start: self.logical,
+            end: gap_end,
+            kind: LossKind::CorruptMarker { expected, found },
+        };
+        self.file_pos = q;
+        self.logical = gap_end;
+        self.summary.end = gap_end;
+        self.summary.file_end = q as u64;
+        self.queue(loss);
+        Ok(())
     }
+}
+
+/// A payload decoded, or not: the length later positions are computed from.
+struct Opened {
+    len: u64,
+    result: Result<Content, SectionError>,
+}
+
+/// What the 8 bytes at a file offset are.
+enum Marker {
+    /// The file ends within them.
+    NoRoom,
+    /// All zero: the end of written data.
+    Zero,
+    /// A CRC that does not match this offset.
+    Corrupt { expected: u32, found: u32 },
+    /// A marker with a valid CRC.
+    Valid { next: usize },
+}
+
+fn marker_at(data: &[u8], id: i64, pos: usize) -> Marker {
+    let Some(m) = data.get(pos..pos.saturating_add(SYNC_MARKER_SIZE)) else {
+        return Marker::NoRoom;
+    };
+    let Ok(pos32) = u32::try_from(pos) else {
+        return Marker::NoRoom;
+    };
+    let next = u32::from_be_bytes([m[0], m[1], m[2], m[3]]);
+    let found = u32::from_be_bytes([m[4], m[5], m[6], m[7]]);
+    let expected = marker_crc(id, pos32);
+    if found == expected {
+        Marker::Valid { next: next as usize }
+    } else if next == 0 && found == 0 {
+        Marker::Zero
+    } else {
+        Marker::Corrupt { expected, found }
+    }
+}
+
+/// The first offset in `from..to` holding a sync marker with a valid CRC.
+/// Runs of zero bytes are skipped at once (a marker whose CRC is zero, one
+/// chance in 2^32, is not found).
+fn find_marker(data: &[u8], id: i64, from: usize, to: usize) -> Option<usize> {
+    let to = to.min(data.len().saturating_sub(SYNC_MARKER_SIZE - 1)).min(u32::MAX as usize + 1);
+    let mut prefix = crc32fast::Hasher::new();
+    prefix.update(&(id as u32).to_be_bytes());
+    prefix.update(&((id >> 32) as u32).to_be_bytes());
+    let mut q = from;
+    while q < to {
+        let crc = [data[q + 4], data[q + 5], data[q + 6], data[q + 7]];
+        if crc == [0; 4] {
+            let nonzero = q + 4 + data[q + 4..].iter().position(|&b| b != 0)?;
+            q = nonzero.saturating_sub(SYNC_MARKER_SIZE - 1).max(q + 1);
+            continue;
+        }
+        let mut h = prefix.clone();
+        h.update(&(q as u32).to_be_bytes());
+        if h.finalize() == u32::from_be_bytes(crc) {
+            return Some(q);
+        }
+        q += 1;
+    }
+    None
+}
+
+/// Whether entries, walked by their sizes (size CRCs checked), run from
+/// `from` exactly to `to` (zeros after a zero size count as padding).
+fn chain_reaches(data: &[u8], from: usize, to: usize) -> bool {
+    let mut c = from;
+    while c < to {
+        let Some(h) = data.get(c..c + 8).filter(|_| c + 8 <= to) else {
+            return false;
+        };
+        let size = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
+        if size == 0 {
+            return data[c..to].iter().all(|&b| b == 0);
+        }
+        if !entry_head_ok(data, c) {
+            return false;
+        }
+        c += ENTRY_OVERHEAD + size as usize;
+    }
+    c == to
+}
+
+/// Whether the entry chain from `from` reaches `to` over a run of zeros
+/// (a zero size before `to`), rather than ending exactly there.
+fn zero_padded(data: &[u8], from: usize, to: usize) -> bool {
+    let mut c = from;
+    while c + 4 <= to {
+        let size = u32::from_be_bytes(data[c..c + 4].try_into().expect("4 bytes"));
+        if size == 0 {
+            return true;
+        }
+        c += ENTRY_OVERHEAD + size as usize;
+    }
+    false
+}
+
+/// Whether an entry with a valid size CRC starts at `at`.
+fn entry_head_ok(data: &[u8], at: usize) -> bool {
+    data.get(at..at.saturating_add(8)).is_some_and(|h| {
+        let size = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
+        size >= MIN_MUTATION_SIZE && crc32fast::hash(&h[..4]) == u32::from_be_bytes([h[4], h[5], h[6], h[7]])
+    })
+}
+
+/// Where a plain section whose `next` is not confirmed by a valid marker
+/// really ends: the entries are walked by their sizes (size CRCs checked)
+/// from `content` to the first valid marker, the bound, or a break (a zero
+/// size, a damaged or torn entry). `None` when no end can be trusted.
+fn plain_end(data: &[u8], id: i64, content: usize, next: usize, bound: usize) -> Option<usize> {
+    // Past the end of the file (not a read limit, which may hide data not
+    // yet durable), zeros after the entries end the written data.
+    let bound_is_eof = bound == data.len();
+    let mut c = content;
+    let zero_stop = loop {
+        // The entries end at a valid marker, or where `next` says, unless
+        // an entry starts there (a damaged `next` that lands between two
+        // entries: a damaged marker could not pass a size CRC).
+        if c > content
+            && ((c == next && !entry_head_ok(data, c)) || matches!(marker_at(data, id, c), Marker::Valid { .. }))
+        {
+            return Some(c);
+        }
+        if c >= bound {
+            // The walk reached the bound: it is the end unless `next` says
+            // the section goes on past it (torn, or not yet durable).
+            return (next <= bound).then_some(c.min(bound));
+        }
+        let Some(head) = data.get(c..c + 8).filter(|_| c + 8 <= bound) else {
+            // Too few bytes to tell padding from a torn entry.
+            break false;
+        };
+        let size = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+        let crc = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+        if size == 0 {
+            break true;
+        }
+        let after = c + ENTRY_OVERHEAD + size as usize;
+        if size < MIN_MUTATION_SIZE || crc32fast::hash(&head[..4]) != crc || after > bound {
+            break false;
+        }
+        c = after;
+    };
+    let next_fits = next >= c && next <= bound;
+    // Zeros where the next entry would be: the written data ends here (a
+    // `next` further on over zeros is a wrong one; the slot at `c` is the
+    // zeroed marker of a clean end).
+    if zero_stop && next_fits && data[c..next].iter().all(|&b| b == 0) {
+        return Some(c);
+    }
+    if let Some(q) = find_marker(data, id, c, bound) {
+        return Some(q);
+    }
+    if next_fits {
+        return Some(next);
+    }
+    (zero_stop && (next < c || (next > bound && bound_is_eof))).then_some(c)
 }
 
 enum Step {
     Entry(Found),
+    /// The rest of the section cannot be read (resolved by `rest_lost`).
+    RestLost(LossKind),
     /// The loss is in `SegmentReader::lost`.
     Loss,
     Skip,
