@@ -100,50 +100,73 @@ fn a_small_size_with_a_valid_crc_costs_the_rest_of_its_section() {
 }
 
 #[test]
-fn a_damaged_marker_ends_the_segment_as_corrupt() {
+fn a_damaged_marker_costs_its_section_and_reading_resumes_at_the_next_valid_one() {
     let Some((_, clean)) = load(PLAIN) else { return };
     let sections = naive_plain_walk(&clean);
+    let total = total_entries(&sections);
     for (i, s) in sections.iter().enumerate() {
         let mut bytes = clean.clone();
         bytes[s.marker + 5] ^= 0x01;
         let sum = walk(&bytes, &ReadOptions::new());
-        assert_eq!(sum.sections, i as u64);
-        assert_eq!(sum.entries, total_entries(&sections[..i]));
-        assert_eq!(sum.end, s.marker as u64, "the end of the last intact section");
-        assert!(sum.losses.is_empty());
-        let tail = sum.tail.unwrap();
-        assert!(matches!(tail, Tail::CorruptMarker { file_offset, .. } if file_offset == s.marker as u64), "{tail:?}");
-        assert_eq!(tail.class_name(), "corrupt");
+        assert_eq!(sum.sections, sections.len() as u64 - 1, "section {i}");
+        assert_eq!(sum.entries, total - s.entries.len() as u64, "only the section behind the bad marker is lost");
+        assert_eq!(
+            (sum.lost_sections, sum.resynced, sum.bad_entries),
+            (1, 1, 0),
+            "section {i}: {:?} {:?}",
+            sum.tail,
+            s.entries
+        );
+        assert_eq!(sum.end, sections.last().unwrap().next as u64, "positions go on as before");
+        let [loss] = &sum.losses[..] else { panic!("{:?}", sum.losses) };
+        assert!(matches!(loss.kind, LossKind::CorruptMarker { .. }), "{loss}");
+        assert_eq!((loss.start, loss.end), (s.marker as u64, s.next as u64));
+        assert_eq!((loss.file_offset, loss.file_end), (Some(s.marker as u64), Some(s.next as u64)));
+        assert!(matches!(sum.tail, Some(Tail::ZeroMarker { .. })), "{:?}", sum.tail);
+        // Strict mode stops at it, saying where.
         let err = Segment::from_data(&bytes[..]).unwrap().walk(&ReadOptions::new().strict(true)).unwrap_err();
-        assert!(matches!(err, Error::Tail { ref loc, .. } if loc.file_offset == Some(s.marker as u64)), "{err}");
+        assert!(matches!(err, Error::Corrupt { ref loc, .. } if loc.file_offset == Some(s.marker as u64)), "{err}");
     }
+    // Damage past the written data: nothing valid follows, the walk ends
+    // there as corrupt (as before resynchronisation).
+    let end = sections.last().unwrap().next;
+    let mut bytes = clean.clone();
+    bytes[end + 5] = 0x5a;
+    bytes[end + 100] = 0x01;
+    let sum = walk(&bytes, &ReadOptions::new());
+    assert_eq!((sum.sections, sum.entries), (sections.len() as u64, total));
+    assert!(matches!(sum.tail, Some(Tail::CorruptMarker { file_offset, .. }) if file_offset == end as u64));
 }
 
 #[test]
-fn a_marker_pointing_past_the_end_is_a_truncated_tail() {
+fn a_wrong_next_is_read_around_with_a_report() {
     let Some((_, clean)) = load(PLAIN) else { return };
     let sections = naive_plain_walk(&clean);
+    let total = total_entries(&sections);
     let s = &sections[3];
-    let mut bytes = clean.clone();
-    // `next` is not covered by the marker CRC.
-    bytes[s.marker..s.marker + 4].copy_from_slice(&(clean.len() as u32 + 1).to_be_bytes());
-    let sum = walk(&bytes, &ReadOptions::new());
+    // `next` is not covered by the marker CRC: past the file, backwards, at
+    // itself, inside the section, at the marker after the next one.
+    let past_next = sections[5].marker as u32;
+    for next in [clean.len() as u32 + 1, 0, s.marker as u32, s.marker as u32 + 7, s.next as u32 - 3, past_next] {
+        let mut bytes = clean.clone();
+        bytes[s.marker..s.marker + 4].copy_from_slice(&next.to_be_bytes());
+        let sum = walk(&bytes, &ReadOptions::new());
+        assert_eq!((sum.sections, sum.entries), (sections.len() as u64, total), "next {next}");
+        assert_eq!((sum.repaired, sum.lost_sections, sum.bad_entries), (1, 0, 0), "next {next}");
+        let [loss] = &sum.losses[..] else { panic!("{:?}", sum.losses) };
+        let LossKind::WrongNext { declared, found } = loss.kind else { panic!("{loss}") };
+        assert_eq!((declared, found), (next as u64, s.next as u64));
+        assert_eq!(loss.start, loss.end, "nothing lost");
+        assert!(matches!(sum.tail, Some(Tail::ZeroMarker { .. })));
+    }
+    // A file cut inside a section is still a truncated tail, not damage.
+    let cut = &clean[..s.next - 5];
+    let sum = walk(cut, &ReadOptions::new());
     assert_eq!(sum.sections, 3);
     assert_eq!(
         sum.tail,
-        Some(Tail::Truncated {
-            file_offset: s.marker as u64,
-            next: clean.len() as u64 + 1,
-            file_len: clean.len() as u64
-        })
+        Some(Tail::Truncated { file_offset: s.marker as u64, next: s.next as u64, file_len: cut.len() as u64 })
     );
-    // A marker pointing backwards (or at itself) cannot loop the reader.
-    for next in [0u32, s.marker as u32, s.marker as u32 + 7] {
-        bytes[s.marker..s.marker + 4].copy_from_slice(&next.to_be_bytes());
-        let sum = walk(&bytes, &ReadOptions::new());
-        assert_eq!(sum.sections, 3);
-        assert_eq!(sum.tail, Some(Tail::BadPosition { file_offset: s.marker as u64, next: next as u64 }));
-    }
 }
 
 #[test]
