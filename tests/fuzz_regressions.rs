@@ -93,3 +93,23 @@ fn dir_events_regressions() {
     let ops: Vec<u8> = (0..4000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     harness::dir_events(&ops);
 }
+
+#[test]
+fn damage_regressions() {
+    replay("damage", harness::damage);
+    // A deterministic sweep: every format, section count and target, with
+    // edits drawn from a fixed sequence.
+    let mut x = 0x9e37_79b9u32;
+    for i in 0..3000u32 {
+        let mut input = vec![(i % 8) as u8, (i / 8 % 25) as u8, (i / 200) as u8 ^ 0x5a, (i * 7) as u8];
+        for _ in 0..(1 + i % 4) * 2 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            input.push(x as u8);
+        }
+        if std::panic::catch_unwind(|| harness::damage(&input)).is_err() {
+            panic!("damage sweep input {i}: {input:?}");
+        }
+    }
+}

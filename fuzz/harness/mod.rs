@@ -4,8 +4,10 @@
 
 #![allow(dead_code)]
 
+pub mod oracle;
+
 use cassandra_commitlog::builder::{self, BuildFormat};
-use cassandra_commitlog::segment::{Compression, Item, ReadOptions, Segment};
+use cassandra_commitlog::segment::{Compression, Item, LossKind, ReadOptions, Segment};
 
 /// The key the `sections` target gives its encrypted inputs.
 pub const KEY: [u8; 16] = [7; 16];
@@ -37,6 +39,18 @@ fn walk(data: &[u8], opts: &ReadOptions) {
                 assert!(e.start >= last_position && e.position <= last_section_end);
                 last_position = e.position;
                 entries += 1;
+            }
+            // A gap skipped after a corrupt marker moves the walk on; a
+            // report of a wrong `next` may end the section early.
+            Item::Loss(l) if matches!(l.kind, LossKind::CorruptMarker { .. }) => {
+                assert!(l.start == last_section_end && l.end >= l.start, "{l}");
+                assert!(l.file_offset < l.file_end, "{l}");
+                last_section_end = l.end;
+                last_position = l.end;
+            }
+            Item::Loss(l) if l.kind.is_repaired() => {
+                assert!(l.start == l.end && l.end <= last_section_end && l.end >= last_position, "{l}");
+                last_section_end = l.end;
             }
             Item::Loss(l) => {
                 assert!(l.start <= l.end && l.end <= last_section_end, "{l}");
@@ -300,5 +314,77 @@ pub fn dir_events(data: &[u8]) {
                 }
             }
         }
+    }
+}
+
+/// Target `damage`: a valid segment built from the input (format, sections,
+/// entries), then damage to the marker and length fields of one section
+/// only (its `next`, its marker CRC, its declared uncompressed length, the
+/// sizes of its entries), judged by [`oracle::check`] against the walk of
+/// the undamaged segment, tolerant and resuming.
+pub fn damage(data: &[u8]) {
+    let Some((head, edits)) = data.split_first_chunk::<4>() else { return };
+    let format = match head[0] % 8 {
+        0 | 7 => BuildFormat::Plain,
+        n @ 1..=5 => BuildFormat::Compressed(Compression::ALL[n as usize - 1]),
+        _ => BuildFormat::Encrypted { alias: ALIAS.into(), key: KEY.to_vec(), iv: [3; 16], chunk_len: 48 },
+    };
+    let plain = matches!(format, BuildFormat::Plain);
+    let mut b = builder::SegmentBuilder::new(7, 0x0102_0304_0506, format);
+    let sections = 2 + head[1] as usize % 5;
+    // Where each section's entries are in the file (plain only).
+    let mut entry_sizes: Vec<Vec<usize>> = Vec::new();
+    for i in 0..sections {
+        let count = (head[2] as usize >> (i % 4)) % 4;
+        let mut sizes = Vec::new();
+        for j in 0..count {
+            let len = 10 + (i * 31 + j * 17 + head[3] as usize) % 90;
+            let body: Vec<u8> = (0..len).map(|k| (k * 7 + i * 13 + j) as u8).collect();
+            let e = b.entry(&body);
+            sizes.push(e.start as usize);
+        }
+        b.sync();
+        entry_sizes.push(sizes);
+    }
+    let built: Vec<_> = b.sections().to_vec();
+    let bytes = if plain && head[3] & 1 == 1 { b.preallocate(64 << 10).finish() } else { b.finish() };
+    let opts = ReadOptions::new().key(ALIAS, KEY.to_vec()).max_section_len(1 << 20);
+    let r = oracle::reference(&bytes, &opts);
+    // The builder is the independent witness of the undamaged walk.
+    assert_eq!(r.sections.len(), built.len());
+    for (s, bs) in r.sections.iter().zip(&built) {
+        assert_eq!((s.file_offset, s.file_end, s.start, s.end), (bs.file_offset, bs.file_end, bs.start, bs.end));
+    }
+    let target = head[1] as usize / 5 % sections;
+    let s = built[target];
+    let mut fields: Vec<usize> = (s.file_offset as usize..s.file_offset as usize + 8).collect();
+    if !plain {
+        fields.extend(s.file_offset as usize + 8..s.file_offset as usize + 12);
+    } else {
+        // Plain logical positions are file offsets.
+        for &start in &entry_sizes[target] {
+            fields.extend(start..start + 4);
+        }
+    }
+    let mut copy = bytes.clone();
+    let mut at = Vec::new();
+    // `fields` is a run of 4-byte fields: which ones the edits changed.
+    let mut touched = std::collections::BTreeSet::new();
+    for edit in edits.chunks_exact(2).take(6) {
+        let i = edit[0] as usize % fields.len();
+        copy[fields[i]] ^= edit[1];
+        if edit[1] != 0 {
+            at.push(fields[i]);
+            touched.insert(i / 4);
+        }
+    }
+    if copy == bytes {
+        return;
+    }
+    let several = touched.len() > 1;
+    let mut tally = oracle::Tally::default();
+    oracle::check(&r, &copy, &opts, at[0], several, "fuzz damage", &mut tally);
+    if let Some((&position, _)) = r.entries.iter().nth(r.entries.len() / 2) {
+        oracle::check(&r, &copy, &opts.clone().after(position), at[0], several, "fuzz damage, resumed", &mut tally);
     }
 }
