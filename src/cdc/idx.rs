@@ -8,7 +8,7 @@
 //! offset can only under-report what is durable: never more.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -128,7 +128,18 @@ pub fn parse_cdc_index(text: &[u8], loc: &Location) -> Result<Option<CdcIndex>, 
     }
 }
 
+/// How many times an idx file is read before two reads in a row agree.
+const IDX_READ_ATTEMPTS: usize = 4;
+
 /// Reads and parses an idx file.
+///
+/// Cassandra rewrites the file in place (truncate, then write), so one read
+/// can see it empty or partial, and a read that takes several system calls
+/// can join the start of the old text to the end of the new one (`94010`
+/// then `135660` read as `940100`: an offset that was never durable). The
+/// file is therefore read whole twice and taken only when both reads agree;
+/// after four disagreeing pairs the last read is taken
+/// (its prefix-of-the-truth readings are harmless: an offset no greater).
 pub fn read_cdc_index(path: &Path) -> Result<IdxState, IdxError> {
     let loc = || Location::file(Some(Arc::from(path)));
     let mut file = match File::open(path) {
@@ -136,11 +147,21 @@ pub fn read_cdc_index(path: &Path) -> Result<IdxState, IdxError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(IdxState::Missing),
         Err(source) => return Err(IdxError::Io { loc: loc(), source }),
     };
-    let mut buf = Vec::with_capacity(MAX_IDX_LEN + 1);
-    file.by_ref()
-        .take(MAX_IDX_LEN as u64 + 1)
-        .read_to_end(&mut buf)
-        .map_err(|source| IdxError::Io { loc: loc(), source })?;
+    let mut read = |buf: &mut Vec<u8>| -> io::Result<()> {
+        buf.clear();
+        file.seek(SeekFrom::Start(0))?;
+        file.by_ref().take(MAX_IDX_LEN as u64 + 1).read_to_end(buf)?;
+        Ok(())
+    };
+    let (mut buf, mut again) = (Vec::with_capacity(MAX_IDX_LEN + 1), Vec::with_capacity(MAX_IDX_LEN + 1));
+    read(&mut buf).map_err(|source| IdxError::Io { loc: loc(), source })?;
+    for _ in 0..IDX_READ_ATTEMPTS {
+        read(&mut again).map_err(|source| IdxError::Io { loc: loc(), source })?;
+        if again == buf {
+            break;
+        }
+        std::mem::swap(&mut buf, &mut again);
+    }
     Ok(match parse_cdc_index(&buf, &loc())? {
         None => IdxState::NotReady,
         Some(idx) => IdxState::Ready(idx),
@@ -157,6 +178,42 @@ mod tests {
 
     fn ready(offset: u64, completed: bool) -> Option<CdcIndex> {
         Some(CdcIndex { offset, completed })
+    }
+
+    /// Regression: a read racing Cassandra's truncate-then-write joined the
+    /// old text's start to the new text's end, an offset never written.
+    #[test]
+    fn a_read_racing_the_rewrite_never_sees_more_than_was_written() {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..40 {
+            let path = dir.path().join(format!("CommitLog-7-{round}_cdc.idx"));
+            std::fs::write(&path, "1").unwrap();
+            let written = Arc::new(AtomicU64::new(1));
+            let done = Arc::new(AtomicBool::new(false));
+            let writer = {
+                let (path, written, done) = (path.clone(), written.clone(), done.clone());
+                std::thread::spawn(move || {
+                    // Offsets that keep gaining digits, each rewrite a longer text.
+                    let mut offset = 1u64;
+                    while offset < 1 << 60 {
+                        offset = offset * 11 / 10 + 1;
+                        written.store(offset, Ordering::SeqCst);
+                        std::fs::write(&path, offset.to_string()).unwrap();
+                    }
+                    done.store(true, Ordering::SeqCst);
+                })
+            };
+            while !done.load(Ordering::SeqCst) {
+                let state = read_cdc_index(&path).unwrap();
+                // The writer stores before it writes: an upper bound after the read.
+                let bound = written.load(Ordering::SeqCst);
+                if let IdxState::Ready(idx) = state {
+                    assert!(idx.offset <= bound, "read {} while at most {bound} was written", idx.offset);
+                }
+            }
+            writer.join().unwrap();
+        }
     }
 
     #[test]
