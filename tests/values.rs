@@ -206,3 +206,36 @@ fn rows_of_64_and_more_columns() {
         }
     }
 }
+
+/// `to_json` is exact beyond 64 bits; the expected digits are 2^100 and
+/// 2^100 / 1000 written out by hand (Python: `str(2**100)`).
+#[test]
+fn to_json_is_exact_for_huge_varints_and_decimals() {
+    let mut two_pow_100 = vec![0x10u8];
+    two_pow_100.extend([0u8; 12]);
+    let schema = Schema::parse(
+        "CREATE KEYSPACE ks WITH x = 1; CREATE TABLE ks.t (k int PRIMARY KEY, a varint, b decimal, c frozen<list<varint>>) WITH ID = 00000000-0000-0000-0000-00000000000a;",
+    )
+    .unwrap();
+    let ty = |c: &str| schema.table("ks", "t").unwrap().column(c).unwrap().ty.clone();
+    let varint = ty("a");
+    let v = Value::decode(&varint, &two_pow_100).unwrap();
+    assert_eq!(v.to_json().unwrap(), "1267650600228229401496703205376");
+    let mut negative = vec![0xf0u8];
+    negative.extend([0u8; 12]);
+    assert_eq!(Value::decode(&varint, &negative).unwrap().to_json().unwrap(), "-1267650600228229401496703205376");
+    let decimal = ty("b");
+    let mut d = 3i32.to_be_bytes().to_vec();
+    d.extend(&two_pow_100);
+    assert_eq!(Value::decode(&decimal, &d).unwrap().to_json().unwrap(), "1267650600228229401496703205.376");
+    // Nested: a frozen list of varints keeps every digit too.
+    let list = ty("c");
+    let mut l = 1i32.to_be_bytes().to_vec();
+    l.extend((two_pow_100.len() as i32).to_be_bytes());
+    l.extend(&two_pow_100);
+    assert_eq!(Value::decode(&list, &l).unwrap().to_json().unwrap(), "[1267650600228229401496703205376]");
+    // A value whose nested bytes are bad is an error, not a panic.
+    let mut bad = l.clone();
+    bad.truncate(l.len() - 1);
+    assert!(Value::decode(&list, &bad).and_then(|v| v.to_json()).is_err());
+}

@@ -185,11 +185,12 @@ pub struct WatchOptions {
 }
 
 impl WatchOptions {
-    /// Watch `dir`, decoding with `schema`.
-    pub fn new(dir: impl Into<PathBuf>, schema: Arc<Schema>) -> WatchOptions {
+    /// Watch `dir`, decoding with `schema` (a [`Schema`] or an
+    /// `Arc<Schema>` shared with other readers).
+    pub fn new(dir: impl Into<PathBuf>, schema: impl Into<Arc<Schema>>) -> WatchOptions {
         WatchOptions {
             dir: dir.into(),
-            schema,
+            schema: schema.into(),
             read: ReadOptions::new(),
             start: None,
             poll_interval: Duration::from_millis(100),

@@ -78,6 +78,30 @@ impl Value<'_> {
         Ok(())
     }
 
+    /// The value's JSON text, exact for every type: varints and decimals of
+    /// any size are written digit for digit, whatever `serde_json` features
+    /// the program enables. This is the path to use.
+    ///
+    /// `Serialize` gives the same text through a serde_json *writer*
+    /// (`to_string`, `to_writer`, `to_vec`). Converting to a
+    /// `serde_json::Value` instead (`to_value`) keeps varints and decimals
+    /// exact only with serde_json's `arbitrary_precision` feature; without
+    /// it, numbers beyond 64 bits become `f64` (`1.2345678901234568e+29`).
+    ///
+    /// Fails only when the bytes are not a value of the type (a nested
+    /// element that does not decode).
+    pub fn to_json(&self) -> Result<String, ValueError> {
+        self.validate()?;
+        let mut out = Vec::new();
+        let mut ser = serde_json::Serializer::new(&mut out);
+        // A validated value renders: every nested element decodes, and every
+        // number token comes from the crate's own formatting.
+        if self.serialize(&mut ser).is_err() {
+            return Err(ValueError::Truncated { ty: "JSON rendering", at: 0 });
+        }
+        Ok(String::from_utf8(out).unwrap_or_default())
+    }
+
     /// The rendering of a map key: its JSON string, or its JSON text as a string.
     pub fn key_string(&self) -> Result<String, serde_json::Error> {
         let text = serde_json::to_string(self)?;
