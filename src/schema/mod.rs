@@ -2,8 +2,13 @@
 //! types, tables with their keys, clustering order, static and dropped
 //! columns, found by the table id every partition update carries.
 //!
-//! Load it from CQL (`DESCRIBE KEYSPACE ... WITH INTERNALS` prints the table
-//! ids and dropped columns the decoder needs), or build it in code:
+//! Let the log supply it: a [`SchemaTracker`] knows Cassandra's own
+//! keyspaces ([`Schema::system`]) and applies the `system_schema` mutations
+//! every DDL statement writes, in log order, so that each mutation decodes
+//! with the schema in force when it was written; `TRUNCATE` comes out as a
+//! [`Truncation`]. Or load it from CQL (`DESCRIBE KEYSPACE ... WITH
+//! INTERNALS` prints the table ids and dropped columns the decoder needs),
+//! or build it in code:
 //!
 //! ```
 //! use cassandra_commitlog::schema::Schema;
@@ -20,11 +25,16 @@
 //! ```
 
 mod parse;
+mod rows;
+mod system;
 mod table;
+mod tracker;
 mod types;
 
 pub use parse::{SchemaError, quote_identifier};
+pub use system::{Release, SYSTEM_KEYSPACES, system_table_id};
 pub(crate) use table::ColumnRef;
 pub use table::{Column, ColumnKind, DroppedColumn, Order, Schema, Table, TableBuilder, TableError};
+pub use tracker::{SchemaApplyError, SchemaChange, SchemaEvent, SchemaTracker, StateError, Tracked, Truncation};
 pub use types::{CqlType, MAX_TYPE_DEPTH, UserType};
 pub use uuid::Uuid;

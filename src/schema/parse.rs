@@ -609,6 +609,47 @@ fn line_col(text: &str, rest: &str) -> (usize, usize) {
     (line, column)
 }
 
+/// Resolves a type as written against the user types of `schema`
+/// (`top`: the type of a column, where collections and UDTs are multi-cell
+/// unless frozen).
+fn resolve(schema: &Schema, raw: &RawType, ks: &str, top: bool, line: usize) -> Result<CqlType, SchemaError> {
+    let nested = |t: &RawType| resolve(schema, t, ks, false, line).map(Box::new);
+    let t = match raw {
+        RawType::Scalar(t) => t.clone(),
+        RawType::Custom(c) => CqlType::Custom(c.clone()),
+        RawType::Frozen(inner) => return Ok(resolve(schema, inner, ks, top, line)?.frozen()),
+        RawType::List(e) => CqlType::List { elem: nested(e)?, frozen: !top },
+        RawType::Set(e) => CqlType::Set { elem: nested(e)?, frozen: !top },
+        RawType::Map(k, v) => CqlType::Map { key: nested(k)?, value: nested(v)?, frozen: !top },
+        RawType::Tuple(ts) => {
+            CqlType::Tuple(ts.iter().map(|t| resolve(schema, t, ks, false, line)).collect::<Result<_, _>>()?)
+        }
+        RawType::Vector(e, dim) => CqlType::Vector { elem: nested(e)?, dim: *dim },
+        RawType::Named(tks, name) => {
+            let tks = tks.as_deref().unwrap_or(ks);
+            let def =
+                schema.user_type(tks, name).ok_or_else(|| SchemaError::UnknownType { line, name: name.clone() })?;
+            CqlType::Udt { def: def.clone(), frozen: !top }
+        }
+    };
+    if t.depth() > MAX_TYPE_DEPTH {
+        return Err(SchemaError::TooDeep { line });
+    }
+    Ok(t)
+}
+
+/// Parses a type as `system_schema` stores it (`frozen<map<int, text>>`,
+/// `address`, `'org.example.Custom'`): user types are looked up in `keyspace`
+/// of `schema`; `top` as for a column's type.
+pub(crate) fn parse_type(text: &str, keyspace: &str, schema: &Schema, top: bool) -> Result<CqlType, SchemaError> {
+    let (rest, raw) = cql_type(0)(text).map_err(|e| syntax(text, e))?;
+    let (rest, _) = ws(rest).map_err(|e| syntax(text, e))?;
+    if !rest.is_empty() {
+        return Err(syntax(text, nom::Err::Error(PErr { at: rest, expected: "the end of the type" })));
+    }
+    resolve(schema, &raw, keyspace, top, 1)
+}
+
 struct Loader<'s> {
     schema: &'s mut Schema,
     current_ks: Option<String>,
@@ -622,31 +663,7 @@ impl Loader<'_> {
     }
 
     fn resolve(&self, raw: &RawType, ks: &str, top: bool) -> Result<CqlType, SchemaError> {
-        let nested = |t: &RawType| self.resolve(t, ks, false).map(Box::new);
-        let t = match raw {
-            RawType::Scalar(t) => t.clone(),
-            RawType::Custom(c) => CqlType::Custom(c.clone()),
-            RawType::Frozen(inner) => return Ok(self.resolve(inner, ks, top)?.frozen()),
-            RawType::List(e) => CqlType::List { elem: nested(e)?, frozen: !top },
-            RawType::Set(e) => CqlType::Set { elem: nested(e)?, frozen: !top },
-            RawType::Map(k, v) => CqlType::Map { key: nested(k)?, value: nested(v)?, frozen: !top },
-            RawType::Tuple(ts) => {
-                CqlType::Tuple(ts.iter().map(|t| self.resolve(t, ks, false)).collect::<Result<_, _>>()?)
-            }
-            RawType::Vector(e, dim) => CqlType::Vector { elem: nested(e)?, dim: *dim },
-            RawType::Named(tks, name) => {
-                let tks = tks.as_deref().unwrap_or(ks);
-                let def = self
-                    .schema
-                    .user_type(tks, name)
-                    .ok_or_else(|| SchemaError::UnknownType { line: self.line, name: name.clone() })?;
-                CqlType::Udt { def: def.clone(), frozen: !top }
-            }
-        };
-        if t.depth() > MAX_TYPE_DEPTH {
-            return Err(SchemaError::TooDeep { line: self.line });
-        }
-        Ok(t)
+        resolve(self.schema, raw, ks, top, self.line)
     }
 
     fn apply(&mut self, stmt: Stmt) -> Result<(), SchemaError> {

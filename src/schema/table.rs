@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::types::{CqlType, UserType};
 
 /// Clustering order of a clustering column.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Order {
     /// Ascending (the default).
     Asc,
@@ -19,7 +19,7 @@ pub enum Order {
 }
 
 /// What a column is in its table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ColumnKind {
     /// Part of the partition key.
     PartitionKey,
@@ -32,7 +32,7 @@ pub enum ColumnKind {
 }
 
 /// A column of a table.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Column {
     /// Name (as stored: case kept for quoted names, lower case otherwise).
     pub name: String,
@@ -47,7 +47,7 @@ pub struct Column {
 }
 
 /// A column that was dropped: mutations written before the drop still carry it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DroppedColumn {
     /// Name.
     pub name: String,
@@ -84,6 +84,56 @@ pub struct Table {
     partition_key: Vec<u16>,
     clustering: Vec<u16>,
     by_name: HashMap<Box<[u8]>, ColumnRef>,
+}
+
+/// A table as the saved state of a schema tracker holds it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TableRepr {
+    keyspace: String,
+    name: String,
+    id: Uuid,
+    columns: Vec<Column>,
+    dropped: Vec<DroppedColumn>,
+    partition_key: Vec<u16>,
+    clustering: Vec<u16>,
+}
+
+impl serde::Serialize for Table {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TableRepr {
+            keyspace: self.keyspace.clone(),
+            name: self.name.clone(),
+            id: self.id,
+            columns: self.columns.clone(),
+            dropped: self.dropped.clone(),
+            partition_key: self.partition_key.clone(),
+            clustering: self.clustering.clone(),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Table {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Table, D::Error> {
+        use serde::de::Error;
+        let r = TableRepr::deserialize(d)?;
+        let n = r.columns.len();
+        if r.partition_key.is_empty() || r.partition_key.iter().chain(&r.clustering).any(|&i| i as usize >= n) {
+            return Err(D::Error::custom("table key positions out of range"));
+        }
+        let mut t = Table {
+            keyspace: r.keyspace,
+            name: r.name,
+            id: r.id,
+            columns: r.columns,
+            dropped: r.dropped,
+            partition_key: r.partition_key,
+            clustering: r.clustering,
+            by_name: HashMap::new(),
+        };
+        t.index().map_err(D::Error::custom)?;
+        Ok(t)
+    }
 }
 
 impl PartialEq for Table {
@@ -409,9 +459,13 @@ fn next_stamp() -> u64 {
 pub struct Schema {
     /// Changes with every change to the schema (see `next_stamp`).
     stamp: u64,
+    /// The version a schema tracker gave this state (0 otherwise).
+    version: u64,
     keyspaces: Vec<String>,
     types: Vec<Arc<UserType>>,
     tables: Vec<Table>,
+    /// Parallel to `tables`: dropped tables kept for their older mutations.
+    retired: Vec<bool>,
     by_id: IdMap,
 }
 
@@ -419,9 +473,11 @@ impl Default for Schema {
     fn default() -> Self {
         Schema {
             stamp: next_stamp(),
+            version: 0,
             keyspaces: Vec::new(),
             types: Vec::new(),
             tables: Vec::new(),
+            retired: Vec::new(),
             by_id: IdMap::default(),
         }
     }
@@ -436,6 +492,17 @@ impl Schema {
     /// Identifies this state of the schema: any change gives a new stamp.
     pub(crate) fn stamp(&self) -> u64 {
         self.stamp
+    }
+
+    /// Which state of a schema that follows the log this is: the
+    /// [`SchemaTracker`](super::SchemaTracker) numbers every change from 1;
+    /// a schema loaded from CQL or built in code is version 0.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    pub(crate) fn set_version(&mut self, version: u64) {
+        self.version = version;
     }
 
     /// Adds a keyspace name.
@@ -478,12 +545,40 @@ impl Schema {
         };
         if let Some(i) = same {
             self.tables[i] = table;
+            self.retired[i] = false;
             return;
         }
         if !table.id.is_nil() {
             self.by_id.insert(table.id, self.tables.len() as u32);
         }
         self.tables.push(table);
+        self.retired.push(false);
+    }
+
+    /// Keeps a dropped table: found by its id (its older mutations still
+    /// decode), not by its name, not among [`tables`](Self::tables).
+    pub(crate) fn add_retired_table(&mut self, table: Table) {
+        if self.by_id.contains_key(&table.id) {
+            return;
+        }
+        self.add_table(table);
+        *self.retired.last_mut().expect("just added") = true;
+    }
+
+    /// Whether the table of this id was dropped (it is kept for the
+    /// mutations written before the drop).
+    pub fn is_retired(&self, id: &Uuid) -> bool {
+        self.by_id.get(id).is_some_and(|&i| self.retired[i as usize])
+    }
+
+    /// Tables that were dropped, kept for the mutations written before.
+    pub fn retired_tables(&self) -> impl Iterator<Item = &Table> + '_ {
+        self.tables.iter().zip(&self.retired).filter(|(_, r)| **r).map(|(t, _)| t)
+    }
+
+    /// Every user type.
+    pub fn user_types(&self) -> impl ExactSizeIterator<Item = &Arc<UserType>> + '_ {
+        self.types.iter()
     }
 
     /// The table a partition update's id names.
@@ -499,14 +594,19 @@ impl Schema {
         &self.tables[index as usize]
     }
 
-    /// The most recently added table of that keyspace and name.
+    /// The most recently added table of that keyspace and name (not a
+    /// dropped one).
     pub fn table(&self, keyspace: &str, name: &str) -> Option<&Table> {
-        self.tables.iter().rev().find(|t| t.keyspace == keyspace && t.name == name)
+        self.live_index(keyspace, name).map(|i| &self.tables[i])
     }
 
-    /// Every table.
-    pub fn tables(&self) -> impl ExactSizeIterator<Item = &Table> + '_ {
-        self.tables.iter()
+    fn live_index(&self, keyspace: &str, name: &str) -> Option<usize> {
+        self.tables.iter().zip(&self.retired).rposition(|(t, r)| !r && t.keyspace == keyspace && t.name == name)
+    }
+
+    /// Every table but the dropped ones.
+    pub fn tables(&self) -> impl Iterator<Item = &Table> + '_ {
+        self.tables.iter().zip(&self.retired).filter(|(_, r)| !**r).map(|(t, _)| t)
     }
 
     /// Amends a table in place (drop or add a column, add a dropped column);
@@ -518,9 +618,7 @@ impl Schema {
         change: impl FnOnce(&mut Table) -> Result<T, TableError>,
     ) -> Result<T, TableError> {
         let i = self
-            .tables
-            .iter()
-            .rposition(|t| t.keyspace == keyspace && t.name == name)
+            .live_index(keyspace, name)
             .ok_or_else(|| TableError::NoSuchTable { keyspace: keyspace.to_owned(), table: name.to_owned() })?;
         let id = self.tables[i].id;
         self.stamp = next_stamp();
@@ -532,9 +630,7 @@ impl Schema {
     /// Gives a table a new id (for example the id a replayed capture forces).
     pub fn set_table_id(&mut self, keyspace: &str, name: &str, id: Uuid) -> Result<(), TableError> {
         let i = self
-            .tables
-            .iter()
-            .rposition(|t| t.keyspace == keyspace && t.name == name)
+            .live_index(keyspace, name)
             .ok_or_else(|| TableError::NoSuchTable { keyspace: keyspace.to_owned(), table: name.to_owned() })?;
         let old = self.tables[i].id;
         self.stamp = next_stamp();

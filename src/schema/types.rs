@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 /// A CQL type, as columns, collection elements and UDT fields carry them.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum CqlType {
     /// `ascii`
@@ -91,7 +91,7 @@ pub enum CqlType {
 }
 
 /// A user-defined type.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct UserType {
     /// Keyspace.
     pub keyspace: String,
