@@ -2,8 +2,15 @@
 //! change format of the README), in segment-id then position order.
 //!
 //! ```text
-//! cargo run --release --example dump -- --schema FILE.cql [--key ALIAS=HEX]... [--cdc] PATH...
+//! cargo run --release --example dump -- [--schema FILE.cql] [--schema-from-log] [--key ALIAS=HEX]... [--cdc] PATH...
 //! ```
+//!
+//! With `--schema-from-log` the schema comes from the log itself: Cassandra's
+//! own keyspaces are built in, and every DDL's `system_schema` mutations
+//! amend the schema in log order (`--schema` then gives a starting point for
+//! logs whose DDL is gone). Schema changes and truncations are printed as
+//! lines of their own (`"schema_change"`, `"truncate"`), right after the
+//! entry that made them.
 //!
 //! PATH is a segment or a directory of segments. With `--cdc` a directory is
 //! a `cdc_raw`: each segment is read only up to its `_cdc.idx` offset, and
@@ -21,16 +28,26 @@ use std::sync::Arc;
 
 use cassandra_commitlog::cdc::{IdxState, read_cdc_index};
 use cassandra_commitlog::mutation::{Context, Decoder};
-use cassandra_commitlog::schema::Schema;
+use cassandra_commitlog::schema::{Release, Schema, SchemaTracker};
 use cassandra_commitlog::segment::{Item, ReadBuffers, ReadOptions, Segment, SegmentName, TailClass};
 
 fn usage() -> ExitCode {
-    eprintln!("usage: dump --schema FILE.cql [--key ALIAS=HEX]... [--cdc] PATH...");
+    eprintln!("usage: dump [--schema FILE.cql] [--schema-from-log] [--key ALIAS=HEX]... [--cdc] PATH...");
     ExitCode::from(2)
+}
+
+/// Where the schema comes from.
+enum Schemas {
+    /// A schema file, fixed.
+    Fixed(Schema),
+    /// The log, from an optional starting schema; the tracker is made at the
+    /// first segment, whose descriptor says which release wrote it.
+    Log { bootstrap: Option<Schema>, tracker: Option<Box<SchemaTracker>> },
 }
 
 fn main() -> ExitCode {
     let mut schema_path = None;
+    let mut from_log = false;
     let mut opts = ReadOptions::new();
     let mut cdc = false;
     let mut paths = Vec::new();
@@ -46,20 +63,31 @@ fn main() -> ExitCode {
                 None => return usage(),
             },
             "--cdc" => cdc = true,
+            "--schema-from-log" => from_log = true,
             a if a.starts_with("--") => return usage(),
             _ => paths.push(PathBuf::from(arg)),
         }
     }
-    let (Some(schema_path), false) = (schema_path, paths.is_empty()) else { return usage() };
-    let schema = match std::fs::read_to_string(&schema_path)
-        .map_err(|e| e.to_string())
-        .and_then(|t| Schema::parse(&t).map_err(|e| e.to_string()))
-    {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("dump: {}: {e}", schema_path.display());
+    if paths.is_empty() || (schema_path.is_none() && !from_log) {
+        return usage();
+    }
+    let schema = match schema_path.map(|p| {
+        std::fs::read_to_string(&p)
+            .map_err(|e| e.to_string())
+            .and_then(|t| Schema::parse(&t).map_err(|e| e.to_string()))
+            .map_err(|e| format!("{}: {e}", p.display()))
+    }) {
+        Some(Err(e)) => {
+            eprintln!("dump: {e}");
             return ExitCode::from(2);
         }
+        Some(Ok(s)) => Some(s),
+        None => None,
+    };
+    let mut schemas = match (schema, from_log) {
+        (bootstrap, true) => Schemas::Log { bootstrap, tracker: None },
+        (Some(s), false) => Schemas::Fixed(s),
+        (None, false) => return usage(),
     };
     let mut files = match common::segment_files(&paths) {
         Ok(f) => f,
@@ -88,7 +116,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        if let Err(e) = dump_segment(&file, &file_opts, &schema, &mut decoder, &mut buffers, &mut out) {
+        if let Err(e) = dump_segment(&file, &file_opts, &mut schemas, &mut decoder, &mut buffers, &mut out) {
             eprintln!("dump: {e}");
             failed = true;
         }
@@ -102,23 +130,48 @@ fn main() -> ExitCode {
 fn dump_segment(
     file: &Path,
     opts: &ReadOptions,
-    schema: &Schema,
+    schemas: &mut Schemas,
     decoder: &mut Decoder,
     buffers: &mut ReadBuffers,
     out: &mut impl Write,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let segment = Segment::open(file)?;
     let path: Arc<Path> = Arc::from(file);
+    if let Schemas::Log { bootstrap, tracker: tracker @ None } = schemas {
+        let version = segment.descriptor().version;
+        let release = Release::from_descriptor_version(version).ok_or("no release writes this descriptor version")?;
+        *tracker = Some(Box::new(match bootstrap {
+            Some(b) => SchemaTracker::with_bootstrap(release, b),
+            None => SchemaTracker::new(release),
+        }));
+    }
     let mut reader = segment.reader_with(opts, std::mem::take(buffers))?;
     while let Some(item) = reader.next()? {
         match item {
             Item::Entry(entry) => {
                 let ctx = Context::of_entry(&entry, segment.descriptor(), Some(path.clone()));
-                match decoder.decode(entry.mutation, schema, ctx) {
-                    Ok(m) => serde_json::to_writer(&mut *out, &m)?,
-                    Err(u) => serde_json::to_writer(&mut *out, &u)?,
+                match schemas {
+                    Schemas::Fixed(schema) => {
+                        match decoder.decode(entry.mutation, schema, ctx) {
+                            Ok(m) => serde_json::to_writer(&mut *out, &m)?,
+                            Err(u) => serde_json::to_writer(&mut *out, &u)?,
+                        }
+                        out.write_all(b"\n")?;
+                    }
+                    Schemas::Log { tracker, .. } => {
+                        let tracker = tracker.as_mut().expect("made above");
+                        let tracked = tracker.decode(decoder, entry.mutation, ctx);
+                        match &tracked.decoded {
+                            Ok(m) => serde_json::to_writer(&mut *out, m)?,
+                            Err(u) => serde_json::to_writer(&mut *out, u)?,
+                        }
+                        out.write_all(b"\n")?;
+                        for event in &tracked.events {
+                            serde_json::to_writer(&mut *out, event)?;
+                            out.write_all(b"\n")?;
+                        }
+                    }
                 }
-                out.write_all(b"\n")?;
             }
             Item::Loss(loss) => eprintln!("dump: {}: lost {loss}", file.display()),
             Item::Section(_) => {}

@@ -4,7 +4,8 @@
 //! `SELECT *` returned (`final_state.select_json.jsonl`): every table, every
 //! row, every value. Both phases: the live capture read up to its
 //! `_cdc.idx` offsets against the state after phase 1, and the capture
-//! after shutdown against the state after phase 2.
+//! after shutdown against the state after phase 2. And the same with no
+//! schema file at all: the schema the log's own DDL builds.
 
 mod common;
 
@@ -13,16 +14,24 @@ use std::path::Path;
 
 use cassandra_commitlog::cdc::{IdxState, read_cdc_index};
 use cassandra_commitlog::mutation::{Context, Decoder};
-use cassandra_commitlog::schema::Schema;
+use cassandra_commitlog::schema::{Release, Schema, SchemaEvent, SchemaTracker};
 use cassandra_commitlog::segment::{ReadOptions, Segment, SegmentName};
 use common::materialize::Materializer;
-use common::{corpus, options_for, segment_files};
+use common::{captures, options_for, segment_files};
 use serde_json::Value;
+
+/// Where the schema comes from.
+enum Source {
+    /// The capture's `schema_internals.cql`.
+    File(Schema),
+    /// The log itself.
+    Log(SchemaTracker),
+}
 
 /// Decodes a cdc_raw folder as a CDC reader does (each segment up to its
 /// idx offset, segments without an idx skipped) and materializes it.
 /// Returns the materializer and (entries decoded, entries of unknown tables).
-fn materialize(dir: &Path, schema: &Schema, opts: &ReadOptions) -> (Materializer, u64, u64) {
+fn materialize(dir: &Path, source: &mut Source, opts: &ReadOptions) -> (Materializer, u64, u64) {
     let mut m = Materializer::default();
     let mut decoder = Decoder::new();
     let (mut decoded, mut unknown) = (0, 0);
@@ -35,18 +44,35 @@ fn materialize(dir: &Path, schema: &Schema, opts: &ReadOptions) -> (Materializer
         let mut reader = seg.reader(&opts.clone().limit(idx.offset).strict(true)).unwrap();
         while let Some(entry) = reader.next_entry().unwrap() {
             let ctx = Context::of_entry(&entry, seg.descriptor(), None);
-            match decoder.decode(entry.mutation, schema, ctx) {
-                Ok(mutation) => {
-                    m.apply(&mutation);
+            match source {
+                Source::File(schema) => match decoder.decode(entry.mutation, schema, ctx) {
+                    Ok(mutation) => {
+                        m.apply(&mutation);
+                        decoded += 1;
+                    }
+                    Err(u) if u.error.is_unknown_table() => {
+                        // Cassandra's own system tables: no schema for them here.
+                        let id = u.error.table_id.unwrap();
+                        assert!(schema.table_by_id(&id).is_none());
+                        unknown += 1;
+                    }
+                    Err(u) => panic!("{}: {}", file.display(), u.error),
+                },
+                Source::Log(tracker) => {
+                    let tracked = tracker.decode(&mut decoder, entry.mutation, ctx);
+                    match &tracked.decoded {
+                        Ok(mutation) => m.apply(mutation),
+                        Err(u) => panic!("{}: every entry decodes with the log's schema: {}", file.display(), u.error),
+                    }
                     decoded += 1;
+                    for e in &tracked.events {
+                        match e {
+                            SchemaEvent::Truncated(t) => m.truncate(t.table_id),
+                            SchemaEvent::NotApplied(e) => panic!("{e}"),
+                            _ => {}
+                        }
+                    }
                 }
-                Err(u) if u.error.is_unknown_table() => {
-                    // Cassandra's own system tables: no schema for them here.
-                    let id = u.error.table_id.unwrap();
-                    assert!(schema.table_by_id(&id).is_none());
-                    unknown += 1;
-                }
-                Err(u) => panic!("{}: {}", file.display(), u.error),
             }
         }
     }
@@ -70,14 +96,24 @@ fn read_time(capture: &Path, phase: &str) -> i64 {
         .unwrap()
 }
 
-fn check(capture: &Path, folder: &str, schema_dir: &str, phase: &str) -> usize {
+fn check(capture: &Path, folder: &str, schema_dir: &str, phase: &str, from_log: bool) -> usize {
     let corpus = capture.parent().unwrap();
     let cname = capture.file_name().unwrap().to_str().unwrap();
-    let schema =
+    let file_schema =
         Schema::parse(&std::fs::read_to_string(capture.join(schema_dir).join("schema_internals.cql")).unwrap())
             .unwrap();
-    let (m, decoded, unknown) = materialize(&capture.join(folder), &schema, &options_for(corpus, cname));
-    assert!(decoded > 1000 && unknown > 0, "{cname}/{folder}: {decoded} decoded, {unknown} unknown");
+    let mut source =
+        if from_log { Source::Log(SchemaTracker::new(Release::Cassandra4)) } else { Source::File(file_schema.clone()) };
+    let (m, decoded, unknown) = materialize(&capture.join(folder), &mut source, &options_for(corpus, cname));
+    let schema = match source {
+        Source::File(s) => s,
+        Source::Log(t) => {
+            // Every entry decodes: Cassandra's own tables are built in.
+            assert_eq!(unknown, 0);
+            (**t.schema()).clone()
+        }
+    };
+    assert!(decoded > 1000 && (unknown > 0) != from_log, "{cname}/{folder}: {decoded} decoded, {unknown} unknown");
     let now = read_time(capture, phase);
     let mut expected: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut expected_rows = 0;
@@ -93,9 +129,9 @@ fn check(capture: &Path, folder: &str, schema_dir: &str, phase: &str) -> usize {
             expected_rows += 1;
         }
     }
-    let ks = schema.keyspaces()[0].clone();
+    let ks = file_schema.keyspaces()[0].clone();
     let mut rows_compared = 0;
-    for t in schema.tables() {
+    for t in schema.tables().filter(|t| t.keyspace == ks) {
         let mut got: Vec<String> = m.rows(&schema, &ks, &t.name, now).iter().map(canonical).collect();
         got.sort();
         if let Some(n) = counts.get(&t.name) {
@@ -117,17 +153,6 @@ fn check(capture: &Path, folder: &str, schema_dir: &str, phase: &str) -> usize {
     rows_compared
 }
 
-fn captures() -> Vec<std::path::PathBuf> {
-    let Some(corpus) = corpus() else { return Vec::new() };
-    let mut out: Vec<_> = std::fs::read_dir(&corpus)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("schema_after_phase2/final_state.jsonl").is_file())
-        .collect();
-    out.sort();
-    out
-}
-
 #[test]
 fn every_capture_after_shutdown_rebuilds_cassandras_final_state() {
     let caps = captures();
@@ -136,15 +161,24 @@ fn every_capture_after_shutdown_rebuilds_cassandras_final_state() {
     }
     assert_eq!(caps.len(), 5);
     for capture in caps {
-        let rows = check(&capture, "cdc_raw_after_shutdown", "schema_after_phase2", "phase2");
+        let rows = check(&capture, "cdc_raw_after_shutdown", "schema_after_phase2", "phase2", false);
         assert!(rows >= 10, "{}", capture.display());
+    }
+}
+
+#[test]
+fn every_capture_rebuilds_cassandras_final_state_with_the_schema_from_the_log() {
+    for capture in captures() {
+        let a = check(&capture, "cdc_raw_after_shutdown", "schema_after_phase2", "phase2", true);
+        let b = check(&capture, "cdc_raw_live", "schema_after_phase1", "phase1", true);
+        assert!(a >= 10 && b >= 10, "{}", capture.display());
     }
 }
 
 #[test]
 fn every_live_capture_read_to_its_idx_rebuilds_the_phase1_state() {
     for capture in captures() {
-        let rows = check(&capture, "cdc_raw_live", "schema_after_phase1", "phase1");
+        let rows = check(&capture, "cdc_raw_live", "schema_after_phase1", "phase1", false);
         assert!(rows >= 10, "{}", capture.display());
     }
 }

@@ -237,6 +237,8 @@ impl Default for Partition {
 pub struct Materializer {
     /// (keyspace, table) -> partition key bytes -> partition
     tables: HashMap<(String, String), HashMap<Vec<u8>, Partition>>,
+    /// Table id -> (keyspace, table), for truncations.
+    ids: HashMap<uuid::Uuid, (String, String)>,
     /// Cells of dropped columns seen (and ignored).
     pub dropped_cells: u64,
 }
@@ -259,10 +261,19 @@ fn cmp_clustering(table: &Table, row: &[Option<Vec<u8>>], prefix: &[Option<Vec<u
 }
 
 impl Materializer {
+    /// Forgets every row of the table of this id, as a sink that honours
+    /// a `TRUNCATE` does.
+    pub fn truncate(&mut self, id: uuid::Uuid) {
+        if let Some(key) = self.ids.get(&id) {
+            self.tables.remove(key);
+        }
+    }
+
     /// Applies every update of a mutation.
     pub fn apply(&mut self, m: &Mutation<'_>) {
         for u in m.updates() {
             let t = u.table();
+            self.ids.insert(u.table_id(), (t.keyspace.clone(), t.name.clone()));
             let parts = self.tables.entry((t.keyspace.clone(), t.name.clone())).or_default();
             let p = parts.entry(u.partition_key_bytes().to_vec()).or_insert_with(|| {
                 let mut key = Map::new();

@@ -28,6 +28,18 @@ pub fn corpus() -> Option<PathBuf> {
     panic!("the corpus is not at {} (set CASSANDRA_COMMITLOG_SKIP_CORPUS=1 to skip corpus tests)", dir.display());
 }
 
+/// The corpus captures (the folders with a schema and final states), by name.
+pub fn captures() -> Vec<PathBuf> {
+    let Some(corpus) = corpus() else { return Vec::new() };
+    let mut out: Vec<_> = std::fs::read_dir(&corpus)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("schema_after_phase2/final_state.jsonl").is_file())
+        .collect();
+    out.sort();
+    out
+}
+
 /// The keys table of the corpus README: folder -> (alias, key bytes).
 pub fn corpus_keys(corpus: &Path) -> Vec<(String, String, Vec<u8>)> {
     let readme = std::fs::read_to_string(corpus.join("README.md")).expect("corpus README");
