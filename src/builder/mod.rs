@@ -18,6 +18,7 @@
 //! Only the encoder does this; nothing that reads bytes panics.
 
 mod mutation;
+mod schema;
 mod segment;
 mod value;
 
@@ -25,6 +26,7 @@ pub use mutation::{
     CellKind, CellSpec, ColumnSpec, MarkerSpec, RowSpec, Unfiltered, UpdateSpec, column_order, composite_key,
     encode_mutation,
 };
+pub use schema::DdlWriter;
 pub use segment::{
     BuildFormat, BuiltEntry, BuiltSection, DEFAULT_CHUNK_LEN, SegmentBuilder, compress, encrypt, entry, header, marker,
     params_json,

@@ -32,7 +32,7 @@ mod tracker;
 mod types;
 
 pub use parse::{SchemaError, quote_identifier};
-pub use system::{Release, SYSTEM_KEYSPACES, system_table_id};
+pub use system::{Release, SYSTEM_KEYSPACES, SYSTEM_SCHEMA_TABLES, system_table_id};
 pub(crate) use table::ColumnRef;
 pub use table::{Column, ColumnKind, DroppedColumn, Order, Schema, Table, TableBuilder, TableError};
 pub use tracker::{SchemaApplyError, SchemaChange, SchemaEvent, SchemaTracker, StateError, Tracked, Truncation};

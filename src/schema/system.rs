@@ -74,9 +74,10 @@ pub fn system_table_id(keyspace: &str, table: &str) -> Uuid {
     uuid::Builder::from_md5_bytes(digest).into_uuid()
 }
 
-/// The tables of `system_schema` that carry the schema (the others hold
-/// functions, aggregates, triggers and masks, which decoding does not need).
-pub(crate) const SCHEMA_TABLES: [&str; 11] = [
+/// The tables of `system_schema` (Cassandra 3.0 to 5.0): a tracker applies
+/// the mutations of all of them, and reads the schema back from
+/// `keyspaces`, `tables`, `columns`, `dropped_columns`, `types` and `views`.
+pub const SYSTEM_SCHEMA_TABLES: [&str; 11] = [
     "keyspaces",
     "tables",
     "columns",
@@ -326,7 +327,7 @@ mod tests {
             let s = Schema::system(r);
             assert!(s.tables().all(|t| t.id == system_table_id(&t.keyspace, &t.name)));
             assert!(s.table("system", "local").is_some());
-            for t in SCHEMA_TABLES {
+            for t in SYSTEM_SCHEMA_TABLES {
                 assert!(s.table("system_schema", t).is_some(), "{t}");
             }
         }

@@ -39,7 +39,7 @@ use uuid::Uuid;
 
 use super::parse::parse_type;
 use super::rows::{SchemaRows, SeedRow};
-use super::system::{Release, SCHEMA_TABLES, system_table_id};
+use super::system::{Release, SYSTEM_SCHEMA_TABLES, system_table_id};
 use super::table::{ColumnKind, DroppedColumn, Order, Schema, Table};
 use super::types::{CqlType, UserType};
 use crate::location::Location;
@@ -271,7 +271,7 @@ impl SchemaTracker {
             built: BTreeMap::new(),
             retired: Vec::new(),
             version: 0,
-            schema_ids: SCHEMA_TABLES.iter().map(|t| (system_table_id("system_schema", t), *t)).collect(),
+            schema_ids: SYSTEM_SCHEMA_TABLES.iter().map(|t| (system_table_id("system_schema", t), *t)).collect(),
             local_id: system_table_id("system", "local"),
         };
         // The replicated system keyspaces are in system_schema like any other:
@@ -506,7 +506,7 @@ impl Inner {
                     cells: vec![
                         ("dropped_time", (d.dropped_at.div_euclid(1000)).to_be_bytes().to_vec()),
                         ("kind", text(if d.is_static { "static" } else { "regular" })),
-                        ("type", text(&expand_user_types(&d.ty).to_string())),
+                        ("type", text(&d.ty.expand_user_types().to_string())),
                     ],
                 };
                 self.rows.seed("dropped_columns", &t.keyspace, row, ts);
@@ -647,22 +647,6 @@ fn read_text_list(bytes: &[u8]) -> Option<Vec<String>> {
             _ => None,
         })
         .collect()
-}
-
-/// The type as Cassandra stores a dropped column's: user types expanded to
-/// tuples (`UserType.expandUserTypes`), so that dropping the type later
-/// leaves the column readable.
-fn expand_user_types(ty: &CqlType) -> CqlType {
-    let e = |t: &CqlType| Box::new(expand_user_types(t));
-    match ty {
-        CqlType::List { elem, frozen } => CqlType::List { elem: e(elem), frozen: *frozen },
-        CqlType::Set { elem, frozen } => CqlType::Set { elem: e(elem), frozen: *frozen },
-        CqlType::Map { key, value, frozen } => CqlType::Map { key: e(key), value: e(value), frozen: *frozen },
-        CqlType::Tuple(ts) => CqlType::Tuple(ts.iter().map(expand_user_types).collect()),
-        CqlType::Udt { def, .. } => CqlType::Tuple(def.fields.iter().map(|(_, t)| expand_user_types(t)).collect()),
-        CqlType::Vector { elem, dim } => CqlType::Vector { elem: e(elem), dim: *dim },
-        other => other.clone(),
-    }
 }
 
 fn text(bytes: &[u8]) -> Option<&str> {

@@ -149,6 +149,22 @@ impl CqlType {
         }
     }
 
+    /// The type with every user type replaced by a tuple of its fields, as
+    /// Cassandra stores a dropped column's type (`UserType.expandUserTypes`:
+    /// the column stays readable after the type itself is dropped).
+    pub fn expand_user_types(&self) -> CqlType {
+        let e = |t: &CqlType| Box::new(t.expand_user_types());
+        match self {
+            CqlType::List { elem, frozen } => CqlType::List { elem: e(elem), frozen: *frozen },
+            CqlType::Set { elem, frozen } => CqlType::Set { elem: e(elem), frozen: *frozen },
+            CqlType::Map { key, value, frozen } => CqlType::Map { key: e(key), value: e(value), frozen: *frozen },
+            CqlType::Tuple(ts) => CqlType::Tuple(ts.iter().map(CqlType::expand_user_types).collect()),
+            CqlType::Udt { def, .. } => CqlType::Tuple(def.fields.iter().map(|(_, t)| t.expand_user_types()).collect()),
+            CqlType::Vector { elem, dim } => CqlType::Vector { elem: e(elem), dim: *dim },
+            other => other.clone(),
+        }
+    }
+
     /// How deeply types nest inside this one (1 for a scalar).
     pub fn depth(&self) -> usize {
         1 + match self {
