@@ -2,10 +2,16 @@
 //! Cassandra says it is durable, in the change format of `dump`.
 //!
 //! ```text
-//! cargo run --release --example tail -- --schema FILE.cql --checkpoint FILE \
+//! cargo run --release --example tail -- [--schema FILE.cql] [--schema-from-log] --checkpoint FILE \
 //!     [--cleanup delete|archive:DIR] [--idle-exit SECS] [--key ALIAS=HEX]... \
 //!     [--max-batch N] [--poll-ms MS] [--no-notify] CDC_RAW_DIR
 //! ```
+//!
+//! With `--schema-from-log` the schema comes from the log (`--schema` is
+//! then a starting point): schema changes and truncations are printed as
+//! lines of their own, and the schema at each checkpoint is saved with it.
+//! `--pause-after-ddl MS` sleeps after checkpointing a batch that changed the
+//! schema (so that a crash test can kill it between a DDL and its data).
 //!
 //! After each batch is printed and flushed, the checkpoint is saved (durably)
 //! and the batch acknowledged; finished, acknowledged segments are then
@@ -25,14 +31,15 @@ use std::time::Duration;
 
 use cassandra_commitlog::cdc::{ArchiveTo, CheckpointFile, DeleteFiles, Event, WatchOptions, Watcher};
 use cassandra_commitlog::mutation::Decoder;
-use cassandra_commitlog::schema::Schema;
+use cassandra_commitlog::schema::{Schema, SchemaEvent};
 use cassandra_commitlog::segment::ReadOptions;
 use serde_json::json;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: tail --schema FILE.cql --checkpoint FILE [--cleanup delete|archive:DIR] [--idle-exit SECS] \
-         [--key ALIAS=HEX]... [--max-batch N] [--poll-ms MS] [--no-notify] CDC_RAW_DIR"
+        "usage: tail [--schema FILE.cql] [--schema-from-log] --checkpoint FILE [--cleanup delete|archive:DIR] \
+         [--idle-exit SECS] [--key ALIAS=HEX]... [--max-batch N] [--poll-ms MS] [--no-notify] \
+         [--pause-after-ddl MS] CDC_RAW_DIR"
     );
     ExitCode::from(2)
 }
@@ -47,7 +54,8 @@ fn main() -> ExitCode {
     let (mut schema, mut checkpoint, mut dir, mut idle) = (None, None, None, None);
     let mut cleanup = Cleanup::None;
     let mut read = ReadOptions::new();
-    let (mut max_batch, mut poll_ms, mut notify) = (1024usize, 100u64, true);
+    let (mut max_batch, mut poll_ms, mut notify, mut from_log) = (1024usize, 100u64, true, false);
+    let mut pause_after_ddl = Duration::ZERO;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next();
@@ -78,12 +86,21 @@ fn main() -> ExitCode {
                 None => return usage(),
             },
             "--no-notify" => notify = false,
+            "--schema-from-log" => from_log = true,
+            "--pause-after-ddl" => match value().and_then(|v| v.parse().ok()) {
+                Some(ms) => pause_after_ddl = Duration::from_millis(ms),
+                None => return usage(),
+            },
             a if a.starts_with("--") => return usage(),
             _ => dir = Some(PathBuf::from(arg)),
         }
     }
-    let (Some(schema_path), Some(checkpoint), Some(dir)) = (schema, checkpoint, dir) else { return usage() };
-    match run(schema_path, checkpoint, dir, idle, cleanup, read, max_batch, poll_ms, notify) {
+    let (Some(checkpoint), Some(dir)) = (checkpoint, dir) else { return usage() };
+    if schema.is_none() && !from_log {
+        return usage();
+    }
+    let knobs = Knobs { max_batch, poll_ms, notify, pause_after_ddl };
+    match run(schema, from_log, checkpoint, dir, idle, cleanup, read, knobs) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tail: {e}");
@@ -92,22 +109,40 @@ fn main() -> ExitCode {
     }
 }
 
+/// How batches are sized and paced.
+struct Knobs {
+    max_batch: usize,
+    poll_ms: u64,
+    notify: bool,
+    pause_after_ddl: Duration,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run(
-    schema_path: PathBuf,
+    schema_path: Option<PathBuf>,
+    from_log: bool,
     checkpoint: PathBuf,
     dir: PathBuf,
     idle: Option<Duration>,
     cleanup: Cleanup,
     read: ReadOptions,
-    max_batch: usize,
-    poll_ms: u64,
-    notify: bool,
+    knobs: Knobs,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let text = std::fs::read_to_string(&schema_path).map_err(|e| format!("{}: {e}", schema_path.display()))?;
-    let schema = Arc::new(Schema::parse(&text).map_err(|e| format!("{}: {e}", schema_path.display()))?);
+    let Knobs { max_batch, poll_ms, notify, pause_after_ddl } = knobs;
+    let schema = match schema_path {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            Some(Arc::new(Schema::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?))
+        }
+        None => None,
+    };
     let checkpoints = CheckpointFile::new(checkpoint);
-    let mut opts = WatchOptions::new(dir, schema)
+    let opts = match (schema, from_log) {
+        (Some(s), false) => WatchOptions::new(dir, s),
+        (Some(s), true) => WatchOptions::schema_from_log(dir).bootstrap_schema(s),
+        (None, _) => WatchOptions::schema_from_log(dir),
+    };
+    let mut opts = opts
         .start(checkpoints.load()?)
         .read_options(read)
         .idle_timeout(idle)
@@ -133,6 +168,10 @@ fn run(
                     }
                     out.write_all(b"\n")?;
                 }
+                for e in &batch.schema_events {
+                    serde_json::to_writer(&mut out, e)?;
+                    out.write_all(b"\n")?;
+                }
                 out.flush()?;
                 for loss in &batch.losses {
                     eprintln!(
@@ -142,6 +181,9 @@ fn run(
                 }
                 checkpoints.save(&batch.checkpoint())?;
                 watcher.ack(batch.to);
+                if batch.schema_events.iter().any(|e| matches!(e, SchemaEvent::Changed(_))) {
+                    std::thread::sleep(pause_after_ddl);
+                }
             }
             Event::Lost { segment_id, from, to } => {
                 eprintln!("{}", json!({"event": "lost", "segment_id": segment_id, "from": from, "to": to}))

@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -99,8 +100,13 @@ fn lines(bytes: &[u8]) -> Vec<String> {
 }
 
 fn dump_cdc(dir: &Path, schema: &Path, key_args: &[String]) -> Vec<String> {
+    dump_cdc_with(dir, &[OsStr::new("--schema"), schema.as_os_str()], key_args)
+}
+
+/// `dump --cdc` with these schema arguments.
+fn dump_cdc_with(dir: &Path, schema_args: &[&OsStr], key_args: &[String]) -> Vec<String> {
     let mut cmd = Command::new(example("dump"));
-    cmd.args(key_args).arg("--schema").arg(schema).arg("--cdc").arg(dir);
+    cmd.args(key_args).args(schema_args).arg("--cdc").arg(dir);
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     lines(&out.stdout)
@@ -176,9 +182,28 @@ fn position(line: &str) -> (i64, u64) {
 
 #[test]
 fn killed_and_restarted_tail_loses_nothing_and_repeats_nothing_before_its_checkpoint() {
+    killed_and_restarted(false);
+}
+
+/// The same with the schema from the log: the segments holding the DDL are
+/// deleted once acknowledged, so a restarted tail decodes the data after a
+/// DDL only with the schema state saved with its checkpoint. Every other
+/// run is killed right after it printed a schema change (after the DDL's
+/// batch was checkpointed, before the data that uses it).
+#[test]
+fn killed_between_a_ddl_and_its_data_tail_goes_on_with_the_saved_schema() {
+    killed_and_restarted(true);
+}
+
+fn killed_and_restarted(from_log: bool) {
     let Some(corpus) = corpus() else { return };
     let capture = corpus.join("cassandra-4.0.0");
     let schema_path = capture.join("schema_after_phase2/schema_internals.cql");
+    let schema_args: Vec<&OsStr> = if from_log {
+        vec![OsStr::new("--schema-from-log")]
+    } else {
+        vec![OsStr::new("--schema"), schema_path.as_os_str()]
+    };
     let tmp = tempfile::tempdir().unwrap();
     let dst = tmp.path().join("cdc_raw");
     std::fs::create_dir(&dst).unwrap();
@@ -186,9 +211,13 @@ fn killed_and_restarted_tail_loses_nothing_and_repeats_nothing_before_its_checkp
         let f = f.unwrap().path();
         std::fs::copy(&f, dst.join(f.file_name().unwrap())).unwrap();
     }
-    let want = dump_cdc(&dst, &schema_path, &[]);
+    let want = dump_cdc_with(&dst, &schema_args, &[]);
+    let ddl_positions: Vec<(i64, u64)> =
+        want.iter().filter(|l| l.contains("\"schema_change\"")).map(|l| position(l)).collect();
+    assert_eq!(ddl_positions.len(), if from_log { 10 } else { 0 });
     let checkpoint = CheckpointFile::new(tmp.path().join("cp.json"));
     let mut seen: Vec<(i64, u64)> = Vec::new();
+    let mut kills_after_ddl = 0;
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     let (mut kills, mut finished, mut runs_with_output) = (0, false, 0);
     // Each run is killed at a random moment after it has printed something
@@ -198,11 +227,10 @@ fn killed_and_restarted_tail_loses_nothing_and_repeats_nothing_before_its_checkp
         let before = checkpoint.load().unwrap().map(|c| (c.position.segment_id, c.position.offset));
         let out_path = tmp.path().join(format!("out-{round}"));
         let mut child = Command::new(example("tail"))
-            .arg("--schema")
-            .arg(&schema_path)
+            .args(&schema_args)
             .arg("--checkpoint")
             .arg(checkpoint.path())
-            .args(["--idle-exit", "0.5", "--max-batch", "8", "--cleanup", "delete"])
+            .args(["--idle-exit", "0.5", "--max-batch", "8", "--cleanup", "delete", "--pause-after-ddl", "200"])
             .arg(&dst)
             .stdout(std::fs::File::create(&out_path).unwrap())
             .stderr(Stdio::null())
@@ -212,23 +240,54 @@ fn killed_and_restarted_tail_loses_nothing_and_repeats_nothing_before_its_checkp
         rng ^= rng >> 7;
         rng ^= rng << 17;
         let started = std::time::Instant::now();
+        let after_ddl = from_log;
+        let mut first_output = None;
+        // The first schema change the checkpoint has not passed yet, when
+        // it is near (a far one is left to later rounds).
+        let ahead =
+            |p: (i64, u64)| want.iter().filter(|l| before.is_none_or(|b| position(l) > b) && position(l) < p).count();
+        let target = ddl_positions.iter().copied().find(|p| before.is_none_or(|b| *p > b)).filter(|p| ahead(*p) < 64);
         let exited = loop {
             if let Some(status) = child.try_wait().unwrap() {
                 break Some(status);
             }
             let printed = std::fs::read(&out_path).map(|b| b.contains(&b'\n')).unwrap_or(false);
-            if printed || started.elapsed() > Duration::from_secs(20) {
-                std::thread::sleep(Duration::from_micros(rng % 3000));
+            if printed && first_output.is_none() {
+                first_output = Some(std::time::Instant::now());
+            }
+            // Rounds after a DDL are killed the moment the checkpoint reaches
+            // the next DDL's own position (its batch saved, the data after it
+            // not yet read); the others soon after any output.
+            let reached = match (after_ddl, target) {
+                (true, Some(t)) => checkpoint
+                    .load()
+                    .ok()
+                    .flatten()
+                    .map(|cp| (cp.position.segment_id, cp.position.offset))
+                    .filter(|p| *p >= t),
+                _ => None,
+            };
+            let normal = printed && !(after_ddl && target.is_some());
+            if reached.is_some() || normal || started.elapsed() > Duration::from_secs(20) {
+                if normal {
+                    std::thread::sleep(Duration::from_micros(rng % 3000));
+                }
+                kills_after_ddl += usize::from(reached.is_some() && reached == target);
                 break child.try_wait().unwrap();
             }
-            std::thread::sleep(Duration::from_millis(1));
+            std::thread::sleep(Duration::from_micros(100));
         };
         if exited.is_none() {
             child.kill().unwrap(); // SIGKILL
             child.wait().unwrap();
             kills += 1;
         }
-        let printed: Vec<(i64, u64)> = lines(&std::fs::read(&out_path).unwrap()).iter().map(|l| position(l)).collect();
+        let out = lines(&std::fs::read(&out_path).unwrap());
+        if from_log {
+            let bad: Vec<_> = out.iter().filter(|l| l.contains("\"error\"")).collect();
+            assert!(bad.is_empty(), "round {round}: lines that did not decode: {bad:?}");
+        }
+        let printed: Vec<(i64, u64)> = out.iter().map(|l| position(l)).collect();
         if let Some(cp) = before {
             assert!(printed.iter().all(|p| *p > cp), "round {round}: printed again what the checkpoint had");
         }
@@ -242,11 +301,16 @@ fn killed_and_restarted_tail_loses_nothing_and_repeats_nothing_before_its_checkp
     assert!(finished, "tail never got to its idle exit");
     assert!(kills >= 20, "only {kills} kills");
     assert!(runs_with_output >= 5, "the stream was cut across only {runs_with_output} runs");
-    eprintln!("{kills} kills, output in {runs_with_output} runs");
+    eprintln!("{kills} kills ({kills_after_ddl} right after a schema change), output in {runs_with_output} runs");
+    if from_log {
+        assert!(kills_after_ddl >= 5, "only {kills_after_ddl} kills after a schema change");
+    }
     seen.sort();
     seen.dedup();
-    let want_positions: Vec<(i64, u64)> = want.iter().map(|l| position(l)).collect();
-    assert_eq!(seen, want_positions, "the union of all runs is the whole stream");
+    // A schema change or truncation line has its entry's position.
+    let mut want_positions: Vec<(i64, u64)> = want.iter().map(|l| position(l)).collect();
+    want_positions.dedup();
+    assert!(seen == want_positions, "the union of all runs is the whole stream");
     // Every finished segment was deleted; the ones without an idx stay.
     let left: Vec<String> =
         std::fs::read_dir(&dst).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
@@ -379,8 +443,8 @@ fn vanished_segments_are_lost_and_preallocated_ones_are_not() {
 #[test]
 fn a_restart_resumes_after_its_checkpoint_and_reports_a_vanished_checkpoint_segment() {
     let (tmp, dir, schema) = fixture_copy();
-    let cp = Checkpoint { position: Position { segment_id: 2000, offset: 429 }, segment_completed: false };
-    let mut w = Watcher::new(opts(&dir, &schema).start(Some(cp))).unwrap();
+    let cp = Checkpoint::at(Position { segment_id: 2000, offset: 429 }, false);
+    let mut w = Watcher::new(opts(&dir, &schema).start(Some(cp.clone()))).unwrap();
     let mut positions = Vec::new();
     while let Some(e) = w.next_event().unwrap() {
         if let Event::Batch(b) = e {
@@ -392,7 +456,7 @@ fn a_restart_resumes_after_its_checkpoint_and_reports_a_vanished_checkpoint_segm
     let file = CheckpointFile::new(tmp.path().join("cp.json"));
     assert_eq!(file.load().unwrap(), None);
     file.save(&cp).unwrap();
-    assert_eq!(file.load().unwrap(), Some(cp));
+    assert_eq!(file.load().unwrap(), Some(cp.clone()));
     assert!(!tmp.path().join("cp.json.tmp").exists());
     // If the checkpoint's segment is gone before it was finished: a loss.
     std::fs::remove_file(dir.join("CommitLog-7-2000.log")).unwrap();
@@ -455,4 +519,48 @@ fn idx_going_backwards_is_ignored_and_reported() {
     std::fs::write(dir.join("CommitLog-7-2001_cdc.idx"), "not a number").unwrap();
     let e = w.next_event().unwrap();
     assert!(matches!(e, Some(Event::IdxMalformed(_))), "{e:?}");
+}
+
+/// A checkpoint with schema state: the state is kept beside it, once per
+/// state; older states are removed; a damaged state file is an error that
+/// says so, not a silently different schema.
+#[test]
+fn a_checkpoint_keeps_its_schema_state_beside_it() {
+    use cassandra_commitlog::cdc::SchemaState;
+    use cassandra_commitlog::schema::{Release, SchemaTracker};
+    let tmp = tempfile::tempdir().unwrap();
+    let file = CheckpointFile::new(tmp.path().join("cp.json"));
+    let tracker = SchemaTracker::new(Release::Cassandra4);
+    let state = SchemaState::of(&tracker);
+    let mut cp = Checkpoint::at(Position { segment_id: 1, offset: 10 }, false);
+    cp.schema = Some(state.clone());
+    file.save(&cp).unwrap();
+    cp.position.offset = 20;
+    file.save(&cp).unwrap();
+    assert_eq!(file.load().unwrap(), Some(cp.clone()));
+    let sidecars = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".schema-"))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(sidecars().len(), 1);
+    let restored = file.load().unwrap().unwrap().schema.unwrap().tracker().unwrap();
+    assert_eq!(restored.schema().tables().count(), tracker.schema().tables().count());
+    // Another state replaces the file; the old one goes.
+    let mut other = tracker.save();
+    other.extend(b" ");
+    cp.schema = Some(SchemaState::from_bytes(other));
+    file.save(&cp).unwrap();
+    assert_eq!(sidecars().len(), 1);
+    // Damage to the state file is reported with both CRCs.
+    let path = tmp.path().join(&sidecars()[0]);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[5] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    let err = file.load().unwrap_err().to_string();
+    assert!(err.contains("schema state CRC") && err.contains(".schema-"), "{err}");
 }

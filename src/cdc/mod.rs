@@ -15,7 +15,7 @@ mod idx;
 mod tracker;
 mod watcher;
 
-pub use checkpoint::{Checkpoint, CheckpointError, CheckpointFile, Position};
+pub use checkpoint::{Checkpoint, CheckpointError, CheckpointFile, Position, SchemaState};
 pub use cleanup::{ArchiveTo, CleanupHook, DeleteFiles, SegmentFiles};
 pub use idx::{CdcIndex, IdxError, IdxState, MAX_IDX_LEN, parse_cdc_index, read_cdc_index};
 pub use tracker::{Metrics, Note, Observed, Plan, ReadResult, Tracker};

@@ -114,7 +114,8 @@ pub struct Metrics {
 #[derive(Clone, Debug, Default)]
 pub struct Tracker {
     segs: BTreeMap<i64, Track>,
-    start: Option<Checkpoint>,
+    /// The start checkpoint's position, and whether its segment was finished.
+    start: Option<(Position, bool)>,
     start_checked: bool,
     acked: Option<Position>,
     last_consumed: Option<Position>,
@@ -124,9 +125,9 @@ pub struct Tracker {
 
 impl Tracker {
     /// A tracker that treats everything up to `start` as consumed.
-    pub fn new(start: Option<Checkpoint>) -> Tracker {
+    pub fn new(start: Option<&Checkpoint>) -> Tracker {
         Tracker {
-            start,
+            start: start.map(|c| (c.position, c.segment_completed)),
             acked: start.map(|c| c.position),
             last_consumed: start.map(|c| c.position),
             ..Tracker::default()
@@ -138,12 +139,11 @@ impl Tracker {
         let mut notes = Vec::new();
         if !self.start_checked {
             self.start_checked = true;
-            if let Some(cp) = self.start
-                && !cp.segment_completed
-                && !listing.iter().any(|o| o.name.id == cp.position.segment_id && o.log)
+            if let Some((position, false)) = self.start
+                && !listing.iter().any(|o| o.name.id == position.segment_id && o.log)
             {
                 // The checkpoint's own segment is gone before it was finished.
-                notes.push(Note::Lost { segment_id: cp.position.segment_id, from: cp.position.offset, to: None });
+                notes.push(Note::Lost { segment_id: position.segment_id, from: position.offset, to: None });
             }
         }
         for t in self.segs.values_mut() {
@@ -166,9 +166,8 @@ impl Tracker {
                     broken: false,
                     cleaned: false,
                 };
-                if let Some(cp) = start {
-                    let p = cp.position;
-                    if o.name.id < p.segment_id || (o.name.id == p.segment_id && cp.segment_completed) {
+                if let Some((p, completed)) = start {
+                    if o.name.id < p.segment_id || (o.name.id == p.segment_id && completed) {
                         t.before_start = true;
                     } else if o.name.id == p.segment_id {
                         t.consumed = p.offset;
@@ -355,15 +354,15 @@ mod tests {
 
     #[test]
     fn a_start_checkpoint_skips_what_was_consumed() {
-        let cp = Checkpoint { position: Position { segment_id: 2, offset: 40 }, segment_completed: false };
-        let mut t = Tracker::new(Some(cp));
+        let cp = Checkpoint::at(Position { segment_id: 2, offset: 40 }, false);
+        let mut t = Tracker::new(Some(&cp));
         t.observe(&[obs(1, Some((100, true))), obs(2, Some((80, false)))]);
         let p = t.next_read().unwrap();
         assert_eq!((p.name.id, p.after), (2, 40));
         // Segment 1, behind the checkpoint and complete, may be cleaned up.
         assert_eq!(t.cleanup_candidates().iter().map(|n| n.id).collect::<Vec<_>>(), [1]);
         // A checkpoint whose segment is gone unfinished: a loss.
-        let mut t = Tracker::new(Some(cp));
+        let mut t = Tracker::new(Some(&cp));
         assert_eq!(t.observe(&[obs(3, Some((10, false)))]), [Note::Lost { segment_id: 2, from: 40, to: None }]);
     }
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::checkpoint::{Checkpoint, Position};
+use super::checkpoint::{Checkpoint, Position, SchemaState};
 use super::cleanup::{CleanupHook, SegmentFiles};
 use super::idx::{IdxError, IdxState, read_cdc_index};
 use super::tracker::{Metrics, Note, Observed, Plan, ReadResult, Tracker};
@@ -17,7 +17,7 @@ use crate::location::Location;
 use bytes::Bytes;
 
 use crate::mutation::{Context, Decoded, Decoder, OwnedMutation};
-use crate::schema::Schema;
+use crate::schema::{Release, Schema, SchemaEvent, SchemaTracker, StateError};
 use crate::segment::{self, Item, Loss, ReadBuffers, ReadOptions, Segment, SegmentName, Tail, TailClass};
 
 /// How often to read again an idx that seems to have gone backwards.
@@ -53,7 +53,12 @@ pub struct Batch {
     pub entries: Vec<BatchEntry>,
     /// Entries or sections lost to damage within the batch's range.
     pub losses: Vec<Loss>,
+    /// With the schema from the log: what the batch's last entry changed
+    /// (a batch ends at every schema change, so that all its entries decode
+    /// with one schema), and truncations.
+    pub schema_events: Vec<SchemaEvent>,
     schema: Arc<Schema>,
+    schema_state: Option<SchemaState>,
 }
 
 impl Batch {
@@ -87,9 +92,10 @@ impl Batch {
         &self.schema
     }
 
-    /// The checkpoint to save once this batch is processed.
+    /// The checkpoint to save once this batch is processed (with the
+    /// schema from the log, the tracker's state after the batch).
     pub fn checkpoint(&self) -> Checkpoint {
-        Checkpoint { position: self.to, segment_completed: self.completed }
+        Checkpoint { position: self.to, segment_completed: self.completed, schema: self.schema_state.clone() }
     }
 }
 
@@ -169,12 +175,30 @@ pub enum CdcError {
         #[source]
         source: io::Error,
     },
+    /// The start checkpoint's schema state cannot be restored.
+    #[error("{loc}: the checkpoint's schema state: {source}")]
+    SchemaState {
+        /// The watched directory.
+        loc: Location,
+        /// Why.
+        #[source]
+        source: StateError,
+    },
+}
+
+/// Where the schema comes from.
+enum SchemaSource {
+    /// A schema given once.
+    Fixed(Arc<Schema>),
+    /// The log: a tracker, made at the first segment read (its descriptor
+    /// says which release wrote it) unless given or restored.
+    Log { bootstrap: Option<Arc<Schema>>, tracker: Option<Box<SchemaTracker>> },
 }
 
 /// How to watch a `cdc_raw` directory.
 pub struct WatchOptions {
     dir: PathBuf,
-    schema: Arc<Schema>,
+    schema: SchemaSource,
     read: ReadOptions,
     start: Option<Checkpoint>,
     poll_interval: Duration,
@@ -188,9 +212,40 @@ impl WatchOptions {
     /// Watch `dir`, decoding with `schema` (a [`Schema`] or an
     /// `Arc<Schema>` shared with other readers).
     pub fn new(dir: impl Into<PathBuf>, schema: impl Into<Arc<Schema>>) -> WatchOptions {
+        WatchOptions::with_source(dir.into(), SchemaSource::Fixed(schema.into()))
+    }
+
+    /// Watch `dir`, decoding with the schema the log itself carries (see
+    /// [`SchemaTracker`]): Cassandra's own keyspaces are built in, every
+    /// DDL in the log amends the schema at its position, and each batch
+    /// decodes with the schema in force where it was written. The
+    /// tracker's state is part of every [`Batch::checkpoint`], so that a
+    /// watcher restarted from a saved checkpoint goes on with the schema of
+    /// that position, even after the segments holding the DDL are gone.
+    pub fn schema_from_log(dir: impl Into<PathBuf>) -> WatchOptions {
+        WatchOptions::with_source(dir.into(), SchemaSource::Log { bootstrap: None, tracker: None })
+    }
+
+    /// With [`schema_from_log`](Self::schema_from_log): start from this
+    /// schema (for a log whose DDL is long gone); the log amends it.
+    pub fn bootstrap_schema(mut self, schema: impl Into<Arc<Schema>>) -> Self {
+        if let SchemaSource::Log { bootstrap, .. } = &mut self.schema {
+            *bootstrap = Some(schema.into());
+        }
+        self
+    }
+
+    /// Follow the log with this tracker (a start checkpoint with schema
+    /// state takes precedence).
+    pub fn schema_tracker(mut self, tracker: SchemaTracker) -> Self {
+        self.schema = SchemaSource::Log { bootstrap: None, tracker: Some(Box::new(tracker)) };
+        self
+    }
+
+    fn with_source(dir: PathBuf, schema: SchemaSource) -> WatchOptions {
         WatchOptions {
-            dir: dir.into(),
-            schema: schema.into(),
+            dir,
+            schema,
             read: ReadOptions::new(),
             start: None,
             poll_interval: Duration::from_millis(100),
@@ -290,6 +345,10 @@ pub struct Watcher {
     open: Option<(SegmentName, u64, Segment)>,
     /// Section buffers, passed from one read to the next.
     buffers: ReadBuffers,
+    /// Decodes the schema mutations the tracker applies.
+    schema_decoder: Decoder,
+    /// The tracker's state, saved at a generation.
+    snapshot: Option<(u64, SchemaState)>,
 }
 
 /// File-system events, when `notify` is available and asked for.
@@ -344,19 +403,28 @@ impl Wakeups {
 
 impl Watcher {
     /// Starts watching (nothing is read until asked).
-    pub fn new(opts: WatchOptions) -> Result<Watcher, CdcError> {
+    pub fn new(mut opts: WatchOptions) -> Result<Watcher, CdcError> {
+        let dir_loc = Location::file(Some(Arc::from(opts.dir.as_path())));
         if let Err(source) = std::fs::metadata(&opts.dir) {
-            return Err(CdcError::Io { loc: Location::file(Some(Arc::from(opts.dir.as_path()))), source });
+            return Err(CdcError::Io { loc: dir_loc, source });
+        }
+        if let (SchemaSource::Log { tracker, .. }, Some(state)) =
+            (&mut opts.schema, opts.start.as_ref().and_then(|c| c.schema.as_ref()))
+        {
+            let restored = state.tracker().map_err(|source| CdcError::SchemaState { loc: dir_loc, source })?;
+            *tracker = Some(Box::new(restored));
         }
         let wakeups = Wakeups::new(&opts.dir, opts.use_notify);
         Ok(Watcher {
-            tracker: Tracker::new(opts.start),
+            tracker: Tracker::new(opts.start.as_ref()),
             pending: VecDeque::new(),
             retry: Default::default(),
             last_progress: Instant::now(),
             wakeups,
             open: None,
             buffers: ReadBuffers::default(),
+            schema_decoder: Decoder::new(),
+            snapshot: None,
             opts,
         })
     }
@@ -534,14 +602,35 @@ impl Watcher {
         let mut losses = Vec::new();
         let mut consumed = plan.after;
         let mut cut_short = false;
+        let mut schema_events = Vec::new();
+        let schema = match &mut self.opts.schema {
+            SchemaSource::Fixed(s) => s.clone(),
+            SchemaSource::Log { bootstrap, tracker } => {
+                let t = tracker.get_or_insert_with(|| {
+                    // Segment::open accepts only the descriptors of 3.0 to 5.0.
+                    let release =
+                        Release::from_descriptor_version(seg.descriptor().version).unwrap_or(Release::Cassandra4);
+                    Box::new(match bootstrap {
+                        Some(b) => SchemaTracker::with_bootstrap(release, b),
+                        None => SchemaTracker::new(release),
+                    })
+                });
+                t.schema().clone()
+            }
+        };
         // Not strict: damage comes as items, so `next` has no error to give.
         while let Ok(Some(item)) = reader.next() {
             match item {
                 Item::Entry(e) => {
                     let context = Context::of_entry(&e, seg.descriptor(), Some(path.clone()));
                     consumed = e.position;
-                    entries.push(BatchEntry { bytes: seg.entry_bytes(&e), context });
-                    if entries.len() >= self.opts.max_batch {
+                    let bytes = seg.entry_bytes(&e);
+                    if let SchemaSource::Log { tracker: Some(t), .. } = &mut self.opts.schema {
+                        schema_events = t.observe(&mut self.schema_decoder, &bytes, context.clone());
+                    }
+                    entries.push(BatchEntry { bytes, context });
+                    // A schema change ends the batch: its entries share one schema.
+                    if entries.len() >= self.opts.max_batch || !schema_events.is_empty() {
                         cut_short = true;
                         break;
                     }
@@ -579,8 +668,29 @@ impl Watcher {
         if entries.is_empty() && losses.is_empty() && !completed {
             return Ok(None);
         }
-        let schema = self.opts.schema.clone();
-        Ok(Some(Batch { segment_id: plan.name.id, from, to, completed, entries, losses, schema }))
+        let schema_state = match &self.opts.schema {
+            SchemaSource::Log { tracker: Some(t), .. } => {
+                let generation = t.generation();
+                let fresh = match &self.snapshot {
+                    Some((g, state)) if *g == generation => state.clone(),
+                    _ => SchemaState::of(t),
+                };
+                self.snapshot = Some((generation, fresh.clone()));
+                Some(fresh)
+            }
+            _ => None,
+        };
+        Ok(Some(Batch {
+            segment_id: plan.name.id,
+            from,
+            to,
+            completed,
+            entries,
+            losses,
+            schema_events,
+            schema,
+            schema_state,
+        }))
     }
 
     /// A segment that cannot be read (bad header, missing key...): reported,

@@ -201,6 +201,8 @@ struct Inner {
     built: BTreeMap<String, Built>,
     retired: Vec<Table>,
     version: u64,
+    /// Counts every change to the rows (a schema change or not).
+    generation: u64,
     /// Ids of `system_schema`'s tables, with their names.
     schema_ids: Vec<(Uuid, &'static str)>,
     local_id: Uuid,
@@ -271,6 +273,7 @@ impl SchemaTracker {
             built: BTreeMap::new(),
             retired: Vec::new(),
             version: 0,
+            generation: 0,
             schema_ids: SYSTEM_SCHEMA_TABLES.iter().map(|t| (system_table_id("system_schema", t), *t)).collect(),
             local_id: system_table_id("system", "local"),
         };
@@ -311,6 +314,12 @@ impl SchemaTracker {
     /// The release family whose system tables the tracker knows.
     pub fn release(&self) -> Release {
         self.state.release
+    }
+
+    /// Changes every time a schema mutation is applied (whether or not it
+    /// changes the schema): a saved state is current while this is unchanged.
+    pub fn generation(&self) -> u64 {
+        self.state.generation
     }
 
     /// The schema in force (after every entry observed so far).
@@ -432,6 +441,7 @@ impl Inner {
         if touched.is_empty() {
             return None;
         }
+        self.generation += 1;
         for ks in &touched {
             self.rebuild(ks, &at, events);
         }
