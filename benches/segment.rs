@@ -15,6 +15,10 @@
 //!   mutation against the capture's schema, touching every value: partition
 //!   keys, clustering values, every cell value and path, decoded and checked
 //!   (system-table mutations, which have no schema here, are skipped by id).
+//! - `plain/decode-schema-from-log`, `lz4/decode-schema-from-log`: the same
+//!   decode through a `SchemaTracker` (started from the capture's schema:
+//!   these captures hold no DDL), which looks at every entry's first table
+//!   id for schema mutations: the cost of following the schema in the log.
 //!
 //! Throughput is in logical (uncompressed) bytes for all four, so the ratio
 //! of a walk to its baseline is the ratio of their medians.
@@ -25,7 +29,7 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 
 use cassandra_commitlog::mutation::{Context, Decoder, Mutation};
-use cassandra_commitlog::schema::Schema;
+use cassandra_commitlog::schema::{Release, Schema, SchemaTracker};
 use cassandra_commitlog::segment::{Item, ReadBuffers, ReadOptions, Segment, SegmentName};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -93,21 +97,44 @@ fn touch(m: &Mutation<'_>) -> u64 {
     cells
 }
 
-/// Walks and decodes every entry; returns (mutations decoded, cells).
-fn decode(segs: &[Segment], schema: &Schema, decoder: &mut Decoder, buffers: &mut ReadBuffers) -> (u64, u64) {
+/// Calls `f` with every entry of the segments and its context.
+fn each_entry(segs: &[Segment], buffers: &mut ReadBuffers, mut f: impl FnMut(&[u8], Context)) {
     let opts = ReadOptions::new();
-    let (mut mutations, mut cells) = (0, 0);
     for s in segs {
         let mut r = s.reader_with(&opts, std::mem::take(buffers)).expect("reader");
         while let Some(e) = r.next_entry().expect("tolerant walk") {
-            let ctx = Context::of_entry(&e, s.descriptor(), None);
-            if let Ok(m) = decoder.decode(e.mutation, schema, ctx) {
-                mutations += 1;
-                cells += touch(&m);
-            }
+            f(e.mutation, Context::of_entry(&e, s.descriptor(), None));
         }
         *buffers = r.into_buffers();
     }
+}
+
+/// Walks and decodes every entry; returns (mutations decoded, cells).
+fn decode(segs: &[Segment], schema: &Schema, decoder: &mut Decoder, buffers: &mut ReadBuffers) -> (u64, u64) {
+    let (mut mutations, mut cells) = (0, 0);
+    each_entry(segs, buffers, |bytes, ctx| {
+        if let Ok(m) = decoder.decode(bytes, schema, ctx) {
+            mutations += 1;
+            cells += touch(&m);
+        }
+    });
+    (mutations, cells)
+}
+
+/// The same through a schema tracker.
+fn decode_tracked(
+    segs: &[Segment],
+    tracker: &mut SchemaTracker,
+    decoder: &mut Decoder,
+    buffers: &mut ReadBuffers,
+) -> (u64, u64) {
+    let (mut mutations, mut cells) = (0, 0);
+    each_entry(segs, buffers, |bytes, ctx| {
+        if let Ok(m) = tracker.decode(decoder, bytes, ctx).decoded {
+            mutations += 1;
+            cells += touch(&m);
+        }
+    });
     (mutations, cells)
 }
 
@@ -192,6 +219,11 @@ fn bench(c: &mut Criterion) {
         g.throughput(Throughput::Bytes(bytes));
         g.bench_function(format!("{name}/decode"), |b| {
             b.iter(|| black_box(decode(segs, schema, &mut decoder, &mut buffers)))
+        });
+        let mut tracker = SchemaTracker::with_bootstrap(Release::Cassandra4, schema);
+        assert_eq!(decode_tracked(segs, &mut tracker, &mut decoder, &mut buffers), (mutations, cells));
+        g.bench_function(format!("{name}/decode-schema-from-log"), |b| {
+            b.iter(|| black_box(decode_tracked(segs, &mut tracker, &mut decoder, &mut buffers)))
         });
     }
     g.finish();

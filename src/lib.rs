@@ -8,8 +8,10 @@
 //!   with its logical position; damage is reported as values, never panics.
 //! - [`mutation`]: an entry's bytes decoded into partition updates, rows,
 //!   cells, deletions and range tombstones, zero-copy.
-//! - [`schema`]: CQL types and tables (from `DESCRIBE ... WITH INTERNALS`
-//!   text or built in code), found by table id.
+//! - [`schema`]: CQL types and tables, found by table id: from the log
+//!   itself ([`SchemaTracker`](schema::SchemaTracker) applies every DDL's
+//!   `system_schema` mutations in log order), from `DESCRIBE ... WITH
+//!   INTERNALS` text, or built in code.
 //! - [`value`]: typed CQL values borrowed from the segment, and their JSON.
 //! - [`cdc`]: `_cdc.idx` files and the `cdc_raw` [`Watcher`](cdc::Watcher):
 //!   only what Cassandra says is durable, resumed from a checkpoint, with

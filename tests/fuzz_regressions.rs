@@ -113,3 +113,20 @@ fn damage_regressions() {
         }
     }
 }
+
+#[test]
+fn schema_log_regressions() {
+    replay("schema_log", harness::schema_log);
+    // A fixed walk through every operation, undamaged and damaged.
+    let mut ops = Vec::new();
+    for k in 0..7u8 {
+        for arg in [0u8, 1, 2, 3, 0x41, 0xff] {
+            ops.extend([k, arg, 3, 0]);
+        }
+    }
+    harness::schema_log(&ops);
+    for flip in [0x81u8, 0xc0, 0xff] {
+        let damaged: Vec<u8> = ops.chunks(4).flat_map(|o| [o[0], o[1], o[1].wrapping_mul(31), flip]).collect();
+        harness::schema_log(&damaged);
+    }
+}

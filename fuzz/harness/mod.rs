@@ -388,3 +388,119 @@ pub fn damage(data: &[u8]) {
         oracle::check(&r, &copy, &opts.clone().after(position), at[0], several, "fuzz damage, resumed", &mut tally);
     }
 }
+
+/// The `schema_log` target: a sequence of DDL statements written as
+/// Cassandra writes them (create, alter, drop of tables and types, drop of
+/// the keyspace, truncations), some with a byte of their mutation flipped,
+/// applied by a schema tracker. Whatever the bytes: no panic; a mutation
+/// that does not decode is reported, never applied in part silently; every
+/// schema built holds only tables with a partition key; and the tracker
+/// saved and restored has the same schema.
+pub fn schema_log(data: &[u8]) {
+    use cassandra_commitlog::builder::DdlWriter;
+    use cassandra_commitlog::mutation::{Context, Decoder};
+    use cassandra_commitlog::schema::{CqlType, Release, SchemaEvent, SchemaTracker, Table, UserType, Uuid};
+
+    const KS: &str = "ks";
+    let names = ["a", "b", "Quoted \"x\"", "c"];
+    let ty = |n: u8| match n % 5 {
+        0 => CqlType::Int,
+        1 => CqlType::Text,
+        2 => CqlType::List { elem: Box::new(CqlType::Int), frozen: false },
+        3 => CqlType::Tuple(vec![CqlType::Int, CqlType::Text]),
+        _ => CqlType::Map { key: Box::new(CqlType::Text), value: Box::new(CqlType::Blob), frozen: true },
+    };
+    let ddl = DdlWriter::new();
+    let mut tracker = SchemaTracker::new(Release::Cassandra4);
+    let mut decoder = Decoder::new();
+    let mut table: Option<Table> = None;
+    let mut next_id = 1u8;
+    let mut ts = 1_000_000i64;
+    let mut feed = |tracker: &mut SchemaTracker, mut m: Vec<u8>, flip: (u8, u8), position: u64| {
+        if flip.1 != 0 && !m.is_empty() {
+            let at = flip.0 as usize * 7 % m.len();
+            m[at] ^= flip.1;
+        }
+        let ctx = Context { segment_id: 1, position, ..Context::default() };
+        let events = tracker.observe(&mut decoder, &m, ctx);
+        for e in &events {
+            // Every event says where it comes from.
+            assert_eq!(e.location().logical, Some(position));
+        }
+        let s = tracker.schema();
+        for t in s.tables() {
+            assert!(t.partition_key_len() > 0, "{}.{} has no partition key", t.keyspace, t.name);
+        }
+        events
+    };
+    feed(&mut tracker, ddl.create_keyspace(KS, ts), (0, 0), 1);
+    for (i, op) in data.chunks_exact(4).take(64).enumerate() {
+        ts += 1_000_000;
+        let flip = (op[2], if op[3] & 0x80 != 0 { op[3] & 0x7f | 1 } else { 0 });
+        let position = 2 + i as u64;
+        let m = match (op[0] % 7, &table) {
+            (0, None) => {
+                let id = Uuid::from_bytes([next_id; 16]);
+                next_id = next_id.wrapping_add(1);
+                let mut b = Table::builder(KS, "t").id(id).partition_key("k", CqlType::Int);
+                if op[1] % 2 == 1 {
+                    b = b.clustering("c", CqlType::Text, cassandra_commitlog::schema::Order::Desc);
+                }
+                let t = b.build().unwrap();
+                let m = ddl.create_table(&t, ts);
+                table = Some(t);
+                m
+            }
+            (1, Some(t)) => {
+                let mut after = t.clone();
+                let name = names[op[1] as usize % names.len()];
+                let kind = t.dropped.iter().find(|d| d.name == name).map(|d| d.ty.clone()).unwrap_or(ty(op[1]));
+                if after.add_column(name, kind, op[1] & 0x40 != 0).is_err() {
+                    continue;
+                }
+                let m = ddl.alter_table(t, &after, ts);
+                table = Some(after);
+                m
+            }
+            (2, Some(t)) => {
+                let mut after = t.clone();
+                if after.drop_column(names[op[1] as usize % names.len()], ts).is_err() {
+                    continue;
+                }
+                let m = ddl.alter_table(t, &after, ts);
+                table = Some(after);
+                m
+            }
+            (3, Some(t)) => {
+                let m = ddl.drop_table(t, ts);
+                table = None;
+                m
+            }
+            (4, _) => {
+                let fields = (0..op[1] % 4).map(|f| (format!("f{f}"), ty(f))).collect();
+                ddl.create_type(&UserType { keyspace: KS.into(), name: "u".into(), fields }, ts)
+            }
+            (5, Some(t)) => ddl.truncate(t.id, 1, op[1] as u32, ts / 1000, ts),
+            (6, _) if op[1] == 0xff => {
+                table = None;
+                ddl.drop_keyspace(KS, ts)
+            }
+            _ => continue,
+        };
+        let events = feed(&mut tracker, m, flip, position);
+        if flip.1 == 0 {
+            assert!(
+                !events.iter().any(|e| matches!(e, SchemaEvent::NotApplied(_))),
+                "an undamaged DDL is applied: {events:?}"
+            );
+        }
+    }
+    let restored = SchemaTracker::restore(&tracker.save()).expect("a saved state restores");
+    let tables = |s: &cassandra_commitlog::schema::Schema| {
+        let mut v: Vec<String> =
+            s.tables().map(|t| format!("{}.{} {} {:?} {:?}", t.keyspace, t.name, t.id, t.columns, t.dropped)).collect();
+        v.sort();
+        v
+    };
+    assert!(tables(restored.schema()) == tables(tracker.schema()), "the restored tracker differs");
+}

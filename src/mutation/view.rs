@@ -52,6 +52,12 @@ impl<'d> Mutation<'d> {
         self.bytes
     }
 
+    /// The schema it was decoded with ([`Schema::version`] says which state
+    /// of a schema that follows the log).
+    pub fn schema(&self) -> &'d Schema {
+        self.schema
+    }
+
     /// The keyspace of its tables (`None` when no update was decoded).
     pub fn keyspace(&self) -> Option<&'d str> {
         self.updates().next().map(|u| u.table().keyspace.as_str())
