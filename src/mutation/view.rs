@@ -63,6 +63,12 @@ impl<'d> Mutation<'d> {
         self.updates().next().map(|u| u.table().keyspace.as_str())
     }
 
+    /// The table id of the first partition update.
+    #[inline]
+    pub(crate) fn first_table_id(&self) -> Option<Uuid> {
+        self.rec.updates.first().map(|u| u.table_id)
+    }
+
     /// The partition updates (one per table).
     pub fn updates(&self) -> impl ExactSizeIterator<Item = PartitionUpdate<'d>> + 'd {
         let m = *self;

@@ -330,23 +330,32 @@ impl SchemaTracker {
     /// Decodes one entry with the schema in force, then applies what it
     /// changes: the returned events say what, and the next entry decodes
     /// with the new schema.
+    #[inline]
     pub fn decode<'d>(&'d mut self, decoder: &'d mut Decoder, bytes: &'d [u8], ctx: Context) -> Tracked<'d> {
-        if let Some(next) = self.next.take() {
-            self.current = next;
+        if self.next.is_some() {
+            self.promote();
         }
         let schema: &'d Schema = &self.current;
         let decoded = decoder.decode(bytes, schema, ctx);
+        let (m, error) = match &decoded {
+            Ok(m) => (*m, None),
+            Err(u) => (u.partial, Some(&u.error)),
+        };
+        // The decoded records hold the first table id: no second look at the bytes.
+        let first = m.first_table_id().or(error.and_then(|e| e.table_id));
         let mut events = Vec::new();
-        if let Some(first) = peek_table_id(bytes)
-            && self.state.is_watched(&first)
-        {
-            let (m, error) = match &decoded {
-                Ok(m) => (*m, None),
-                Err(u) => (u.partial, Some(&u.error)),
-            };
-            self.next = self.state.apply(schema, &m, error, &mut events);
+        if first.is_some_and(|id| self.state.is_watched(&id)) {
+            self.next = self.state.apply_cold(schema, &m, error, &mut events);
         }
         Tracked { decoded, events }
+    }
+
+    /// The schema the last entry built comes into force.
+    #[cold]
+    fn promote(&mut self) {
+        if let Some(next) = self.next.take() {
+            self.current = next;
+        }
     }
 
     /// Applies one entry without keeping its decoded form: only entries of
@@ -411,8 +420,30 @@ impl SchemaTracker {
 }
 
 impl Inner {
+    /// Whether a table id is one whose mutations the tracker applies.
+    /// Cassandra's own tables have name-based (version 3) ids and other
+    /// tables time-based or random ones, so that one byte turns nearly
+    /// every data mutation away.
+    #[inline]
     fn is_watched(&self, id: &Uuid) -> bool {
-        *id == self.local_id || self.schema_ids.iter().any(|(i, _)| i == id)
+        if id.as_bytes()[6] >> 4 != 3 {
+            return false;
+        }
+        let id = id.as_u128();
+        id == self.local_id.as_u128() || self.schema_ids.iter().any(|(i, _)| i.as_u128() == id)
+    }
+
+    /// [`apply`](Self::apply), kept out of the decoding loop.
+    #[cold]
+    #[inline(never)]
+    fn apply_cold(
+        &mut self,
+        before: &Schema,
+        m: &Mutation<'_>,
+        error: Option<&MutationError>,
+        events: &mut Vec<SchemaEvent>,
+    ) -> Option<Arc<Schema>> {
+        self.apply(before, m, error, events)
     }
 
     /// Applies a decoded system mutation; a new schema when it changed.
