@@ -221,7 +221,9 @@ fn bench(c: &mut Criterion) {
             b.iter(|| black_box(decode(segs, schema, &mut decoder, &mut buffers)))
         });
         let mut tracker = SchemaTracker::with_bootstrap(Release::Cassandra4, schema);
-        assert_eq!(decode_tracked(segs, &mut tracker, &mut decoder, &mut buffers), (mutations, cells));
+        // Every entry decodes, Cassandra's own tables included.
+        let (all, all_cells) = decode_tracked(segs, &mut tracker, &mut decoder, &mut buffers);
+        assert!(all == entries && all_cells >= cells, "{name}: {all} of {entries} entries, {all_cells} cells");
         g.bench_function(format!("{name}/decode-schema-from-log"), |b| {
             b.iter(|| black_box(decode_tracked(segs, &mut tracker, &mut decoder, &mut buffers)))
         });
