@@ -177,6 +177,37 @@ fn dump_over_every_capture_has_no_error_on_a_cdc_test_table() {
     }
 }
 
+/// With the schema from the log, no line of any capture is an error, in
+/// both directories, read whole or (`--cdc`) up to each idx: every system
+/// entry decodes too, and the truncation Cassandra makes at start-up comes
+/// out as an event.
+#[test]
+fn dump_with_the_schema_from_the_log_prints_no_error_on_any_capture() {
+    let Some(corpus) = corpus() else { return };
+    for capture in CAPTURES {
+        for dir in ["cdc_raw_after_shutdown", "cdc_raw_live"] {
+            for cdc in [false, true] {
+                let mut args = key_args(&corpus);
+                args.push("--schema-from-log".into());
+                if cdc {
+                    args.push("--cdc".into());
+                }
+                args.push(corpus.join(capture).join(dir).display().to_string());
+                let (lines, status) = run_dump(&args);
+                assert_eq!(status, 0, "{capture}/{dir}");
+                let errors: Vec<_> = lines.iter().filter(|l| l.get("error").is_some()).collect();
+                assert!(errors.is_empty(), "{capture}/{dir} --cdc {cdc}: {errors:?}");
+                let changes = lines.iter().filter(|l| l.get("schema_change").is_some()).count();
+                let truncates = lines.iter().filter(|l| l.get("truncate").is_some()).count();
+                let ddl = if dir == "cdc_raw_live" { 9 } else { 10 };
+                assert_eq!(changes, ddl, "{capture}/{dir}: the two CREATE TYPEs, seven CREATE TABLEs, ALTER");
+                assert!(truncates >= 1, "{capture}/{dir}: system.size_estimates is truncated at start-up");
+                assert!(lines.iter().filter(|l| l["keyspace"] == "cdc_test").count() > 1500);
+            }
+        }
+    }
+}
+
 #[test]
 fn decode_stats_on_the_testdata_cdc_raw() {
     let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
