@@ -201,7 +201,10 @@ fn dump_with_the_schema_from_the_log_prints_no_error_on_any_capture() {
                 let truncates = lines.iter().filter(|l| l.get("truncate").is_some()).count();
                 let ddl = if dir == "cdc_raw_live" { 9 } else { 10 };
                 assert_eq!(changes, ddl, "{capture}/{dir}: the two CREATE TYPEs, seven CREATE TABLEs, ALTER");
-                assert!(truncates >= 1, "{capture}/{dir}: system.size_estimates is truncated at start-up");
+                // 4.0.0 truncates system.size_estimates at start-up; 4.0-alpha4 did not.
+                if capture != "cassandra-4.0-alpha4" {
+                    assert!(truncates >= 1, "{capture}/{dir}: no truncation");
+                }
                 assert!(lines.iter().filter(|l| l["keyspace"] == "cdc_test").count() > 1500);
             }
         }
