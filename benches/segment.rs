@@ -26,28 +26,15 @@
 //! `cargo bench --bench segment` (needs `../shared/corpus/bench-4.0.0*`).
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
 
-use cassandra_commitlog::mutation::{Context, Decoder, Mutation};
+use cassandra_commitlog::mutation::{Decoder, Mutation};
 use cassandra_commitlog::schema::{Release, Schema, SchemaTracker};
-use cassandra_commitlog::segment::{Item, ReadBuffers, ReadOptions, Segment, SegmentName};
+use cassandra_commitlog::segment::{Item, ReadBuffers, ReadOptions, Segment};
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{corpus, each_entry, segments};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-
-fn segments(dir: &Path) -> Vec<Segment> {
-    let mut files: Vec<(i64, PathBuf)> = match std::fs::read_dir(dir) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter_map(|p| SegmentName::from_path(&p).map(|n| (n.id, p)))
-            .collect(),
-        Err(_) => return Vec::new(),
-    };
-    files.sort();
-    files.into_iter().map(|(_, p)| Segment::open(p).expect("open benchmark segment")).collect()
-}
-
-fn corpus() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")
-}
 
 /// Walks every entry, touching its bytes' length; returns the bytes seen.
 /// The section buffer is reused across segments and runs, as the
@@ -95,18 +82,6 @@ fn touch(m: &Mutation<'_>) -> u64 {
         }
     }
     cells
-}
-
-/// Calls `f` with every entry of the segments and its context.
-fn each_entry(segs: &[Segment], buffers: &mut ReadBuffers, mut f: impl FnMut(&[u8], Context)) {
-    let opts = ReadOptions::new();
-    for s in segs {
-        let mut r = s.reader_with(&opts, std::mem::take(buffers)).expect("reader");
-        while let Some(e) = r.next_entry().expect("tolerant walk") {
-            f(e.mutation, Context::of_entry(&e, s.descriptor(), None));
-        }
-        *buffers = r.into_buffers();
-    }
 }
 
 /// Walks and decodes every entry; returns (mutations decoded, cells).

@@ -27,7 +27,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use cassandra_commitlog::cdc::{IdxState, read_cdc_index};
-use cassandra_commitlog::mutation::{Context, Decoder};
+use cassandra_commitlog::mutation::{ChangeWriter, Context, Decoder};
 use cassandra_commitlog::schema::{Release, Schema, SchemaTracker};
 use cassandra_commitlog::segment::{Item, ReadBuffers, ReadOptions, Segment, SegmentName, TailClass};
 
@@ -146,37 +146,34 @@ fn dump_segment(
         }));
     }
     let mut reader = segment.reader_with(opts, std::mem::take(buffers))?;
+    let mut writer = ChangeWriter::new();
+    let mut buf = Vec::with_capacity(1 << 17);
     while let Some(item) = reader.next()? {
         match item {
             Item::Entry(entry) => {
                 let ctx = Context::of_entry(&entry, segment.descriptor(), Some(path.clone()));
                 match schemas {
-                    Schemas::Fixed(schema) => {
-                        match decoder.decode(entry.mutation, schema, ctx) {
-                            Ok(m) => serde_json::to_writer(&mut *out, &m)?,
-                            Err(u) => serde_json::to_writer(&mut *out, &u)?,
-                        }
-                        out.write_all(b"\n")?;
-                    }
+                    Schemas::Fixed(schema) => writer.write_line(&mut buf, &decoder.decode(entry.mutation, schema, ctx)),
                     Schemas::Log { tracker, .. } => {
                         let tracker = tracker.as_mut().expect("made above");
                         let tracked = tracker.decode(decoder, entry.mutation, ctx);
-                        match &tracked.decoded {
-                            Ok(m) => serde_json::to_writer(&mut *out, m)?,
-                            Err(u) => serde_json::to_writer(&mut *out, u)?,
-                        }
-                        out.write_all(b"\n")?;
+                        writer.write_line(&mut buf, &tracked.decoded);
                         for event in &tracked.events {
-                            serde_json::to_writer(&mut *out, event)?;
-                            out.write_all(b"\n")?;
+                            serde_json::to_writer(&mut buf, event)?;
+                            buf.push(b'\n');
                         }
                     }
+                }
+                if buf.len() >= 1 << 16 {
+                    out.write_all(&buf)?;
+                    buf.clear();
                 }
             }
             Item::Loss(loss) => eprintln!("dump: {}: lost {loss}", file.display()),
             Item::Section(_) => {}
         }
     }
+    out.write_all(&buf)?;
     if let Some(tail) = reader.summary().tail.filter(|t| t.class() != TailClass::Clean) {
         eprintln!("dump: {}: {tail}", file.display());
     }

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cassandra_commitlog::cdc::{ArchiveTo, CheckpointFile, DeleteFiles, Event, WatchOptions, Watcher};
-use cassandra_commitlog::mutation::Decoder;
+use cassandra_commitlog::mutation::{ChangeWriter, Decoder};
 use cassandra_commitlog::schema::{Schema, SchemaEvent};
 use cassandra_commitlog::segment::ReadOptions;
 use serde_json::json;
@@ -156,18 +156,17 @@ fn run(
     };
     let mut watcher = Watcher::new(opts)?;
     let mut decoder = Decoder::new();
+    let (mut writer, mut buf) = (ChangeWriter::new(), Vec::new());
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     while let Some(event) = watcher.next_event()? {
         match event {
             Event::Batch(batch) => {
+                buf.clear();
                 for i in 0..batch.len() {
-                    match batch.decode(i, &mut decoder) {
-                        Ok(m) => serde_json::to_writer(&mut out, &m)?,
-                        Err(u) => serde_json::to_writer(&mut out, &*u)?,
-                    }
-                    out.write_all(b"\n")?;
+                    writer.write_line(&mut buf, &batch.decode(i, &mut decoder));
                 }
+                out.write_all(&buf)?;
                 for e in &batch.schema_events {
                     serde_json::to_writer(&mut out, e)?;
                     out.write_all(b"\n")?;

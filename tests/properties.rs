@@ -13,7 +13,7 @@ use cassandra_commitlog::builder::{
     column_order, encode_mutation,
 };
 use cassandra_commitlog::mutation::vint::{read_unsigned_vint, unsigned_vint_size, write_unsigned_vint};
-use cassandra_commitlog::mutation::{Context, Decoder, DeletionTime, Liveness};
+use cassandra_commitlog::mutation::{ChangeWriter, Context, Decoder, DeletionTime, Liveness};
 use cassandra_commitlog::schema::{CqlType, Order, Schema, Table, UserType};
 use cassandra_commitlog::segment::{Compression, ReadOptions, Segment};
 use cassandra_commitlog::value::Value;
@@ -264,8 +264,12 @@ proptest! {
             decoded.validate().unwrap();
             let back = to_val(&decoded);
             prop_assert!(same(&back, &val), "{:?} != {:?}", back, val);
-            // Rendering never fails on a valid value.
-            serde_json::to_string(&decoded).unwrap();
+            // Rendering never fails on a valid value, and the fast writer
+            // gives serde_json's bytes.
+            let slow = serde_json::to_vec(&decoded).unwrap();
+            let mut fast = Vec::new();
+            ChangeWriter::new().write_value(&mut fast, &decoded).unwrap();
+            prop_assert_eq!(String::from_utf8(fast).unwrap(), String::from_utf8(slow).unwrap());
         }
     }
 }
@@ -554,7 +558,10 @@ proptest! {
             if v8 { unsigned_ldts(u) } else { u }
         }).collect();
         prop_assert_eq!(back, want);
-        serde_json::to_string(&m).unwrap();
+        let slow = serde_json::to_vec(&m).unwrap();
+        let mut fast = Vec::new();
+        ChangeWriter::new().write_mutation(&mut fast, &m);
+        prop_assert_eq!(String::from_utf8(fast).unwrap(), String::from_utf8(slow).unwrap());
     }
 
     #[test]
@@ -567,11 +574,18 @@ proptest! {
             bytes[i] ^= x;
         }
         let mut decoder = Decoder::new();
+        let mut writer = ChangeWriter::new();
         for len in [bytes.len(), cut.index(bytes.len() + 1)] {
-            match decoder.decode(&bytes[..len], &schema, Context::default()) {
-                Ok(m) => { serde_json::to_string(&m).unwrap(); }
-                Err(u) => { serde_json::to_string(&*u).unwrap(); }
-            }
+            let decoded = decoder.decode(&bytes[..len], &schema, Context::default());
+            let mut slow = match &decoded {
+                Ok(m) => serde_json::to_vec(m).unwrap(),
+                Err(u) => serde_json::to_vec(&**u).unwrap(),
+            };
+            slow.push(b'\n');
+            // Damaged values take the same `invalid` form in both writers.
+            let mut fast = Vec::new();
+            writer.write_line(&mut fast, &decoded);
+            prop_assert_eq!(String::from_utf8(fast).unwrap(), String::from_utf8(slow).unwrap());
         }
     }
 }

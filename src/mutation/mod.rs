@@ -9,6 +9,7 @@ mod json;
 mod owned;
 mod view;
 pub mod vint;
+mod write;
 
 pub use decode::{
     Context, DELETION_TIME_EPOCH, Decoded, Decoder, DeletionTime, Liveness, TIMESTAMP_EPOCH, Undecodable,
@@ -19,3 +20,4 @@ pub use view::{
     Bound, Cell, CellPath, ColumnData, Marker, Mutation, PartitionKey, PartitionUpdate, RangeTombstone, Row,
     RowDeletion,
 };
+pub use write::ChangeWriter;

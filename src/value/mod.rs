@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::schema::{CqlType, UserType};
 
+pub(crate) use text::civil_from_days;
 pub use text::{decimal_string, format_date, format_duration, format_time, format_timestamp, varint_string};
 
 /// Why bytes are not a value of their type.

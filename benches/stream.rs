@@ -1,0 +1,109 @@
+//! The change stream at decode speed: what a sync tool gets per second.
+//!
+//! Group `stream`, on both benchmark captures (132,120 and 198,212 entries),
+//! throughput in bytes of change-format JSON produced:
+//! - `{plain,lz4}/decode`: the walk and a full decode of every entry (no
+//!   value touched beyond what decoding checks);
+//! - `{plain,lz4}/decode+json`: the same, each entry written as a line of
+//!   the change format into a reused buffer with the `ChangeWriter`;
+//! - `{plain,lz4}/decode+json-serde`: the same through `Serialize` and
+//!   `serde_json::to_writer` (the path the writer replaces);
+//! - `{plain,lz4}/copy`: the baseline, a plain copy of the same JSON bytes,
+//!   line by line, into the same kind of buffer.
+//!
+//! Group `catch-up`: the LZ4 capture decoded and written on 1 and 2 threads
+//! with `segment::parallel`, lines handed over in log order.
+//!
+//! `cargo bench --bench stream` (needs `../shared/corpus/bench-4.0.0*`).
+
+use std::hint::black_box;
+
+use cassandra_commitlog::mutation::{ChangeWriter, Decoder};
+use cassandra_commitlog::schema::Schema;
+use cassandra_commitlog::segment::ReadBuffers;
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{corpus, each_entry, segments};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+/// Bytes of JSON written per flush of the output buffer.
+const FLUSH: usize = 1 << 16;
+
+fn bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("stream");
+    g.sample_size(20);
+    for (name, capture) in [("plain", "bench-4.0.0"), ("lz4", "bench-4.0.0-lz4")] {
+        let segs = segments(&corpus().join(capture).join("cdc_raw"));
+        if segs.is_empty() {
+            eprintln!("benchmark captures not found under {}: nothing to measure", corpus().display());
+            return;
+        }
+        let schema = Schema::parse(
+            &std::fs::read_to_string(corpus().join(capture).join("schema/schema_internals.cql")).unwrap(),
+        )
+        .unwrap();
+        let (mut decoder, mut writer, mut buffers) = (Decoder::new(), ChangeWriter::new(), ReadBuffers::default());
+        // The JSON the stream produces, kept line by line for the copy baseline.
+        let mut lines: Vec<Vec<u8>> = Vec::new();
+        each_entry(&segs, &mut buffers, |bytes, ctx| {
+            let mut line = Vec::new();
+            writer.write_line(&mut line, &decoder.decode(bytes, &schema, ctx));
+            lines.push(line);
+        });
+        let json_bytes: u64 = lines.iter().map(|l| l.len() as u64).sum();
+        eprintln!("{name}: {} entries, {json_bytes} bytes of JSON", lines.len());
+        g.throughput(Throughput::Bytes(json_bytes));
+        let mut out = Vec::with_capacity(2 * FLUSH);
+        g.bench_function(format!("{name}/copy"), |b| {
+            b.iter(|| {
+                for l in &lines {
+                    out.extend_from_slice(l);
+                    if out.len() >= FLUSH {
+                        black_box(&out);
+                        out.clear();
+                    }
+                }
+            })
+        });
+        g.bench_function(format!("{name}/decode"), |b| {
+            b.iter(|| {
+                let mut n = 0u64;
+                each_entry(&segs, &mut buffers, |bytes, ctx| {
+                    n += decoder.decode(bytes, &schema, ctx).is_ok() as u64;
+                });
+                black_box(n)
+            })
+        });
+        g.bench_function(format!("{name}/decode+json"), |b| {
+            b.iter(|| {
+                each_entry(&segs, &mut buffers, |bytes, ctx| {
+                    writer.write_line(&mut out, &decoder.decode(bytes, &schema, ctx));
+                    if out.len() >= FLUSH {
+                        black_box(&out);
+                        out.clear();
+                    }
+                });
+            })
+        });
+        g.bench_function(format!("{name}/decode+json-serde"), |b| {
+            b.iter(|| {
+                each_entry(&segs, &mut buffers, |bytes, ctx| {
+                    match decoder.decode(bytes, &schema, ctx) {
+                        Ok(m) => serde_json::to_writer(&mut out, &m).unwrap(),
+                        Err(u) => serde_json::to_writer(&mut out, &*u).unwrap(),
+                    }
+                    out.push(b'\n');
+                    if out.len() >= FLUSH {
+                        black_box(&out);
+                        out.clear();
+                    }
+                });
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
