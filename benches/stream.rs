@@ -14,13 +14,21 @@
 //! Group `catch-up`: the LZ4 capture decoded and written on 1 and 2 threads
 //! with `segment::parallel`, lines handed over in log order.
 //!
+//! Group `catch-up`: the same decode and write through `cdc::CatchUp` on
+//! 1 and 2 threads (a reader thread walks the segments, decoding threads
+//! write batches of lines, the consumer gets them in log order), on both
+//! captures; throughput in JSON bytes.
+//!
 //! `cargo bench --bench stream` (needs `../shared/corpus/bench-4.0.0*`).
 
 use std::hint::black_box;
 
+use std::sync::Arc;
+
+use cassandra_commitlog::cdc::{CatchUp, Job, SchemaSource, Step};
 use cassandra_commitlog::mutation::{ChangeWriter, Decoder};
 use cassandra_commitlog::schema::Schema;
-use cassandra_commitlog::segment::ReadBuffers;
+use cassandra_commitlog::segment::{ReadBuffers, ReadOptions, SegmentName};
 #[path = "common/mod.rs"]
 mod common;
 
@@ -101,6 +109,49 @@ fn bench(c: &mut Criterion) {
                 });
             })
         });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("catch-up");
+    g.sample_size(10);
+    for (name, capture) in [("plain", "bench-4.0.0"), ("lz4", "bench-4.0.0-lz4")] {
+        let dir = corpus().join(capture).join("cdc_raw");
+        let mut files: Vec<_> = match std::fs::read_dir(&dir) {
+            Ok(rd) => {
+                rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| SegmentName::from_path(p).is_some()).collect()
+            }
+            Err(_) => return,
+        };
+        files.sort();
+        let schema = Arc::new(
+            Schema::parse(
+                &std::fs::read_to_string(corpus().join(capture).join("schema/schema_internals.cql")).unwrap(),
+            )
+            .unwrap(),
+        );
+        let run = |threads: usize| {
+            let jobs = files.iter().map(|f| Job::new(f, ReadOptions::new())).collect();
+            let mut bytes = 0u64;
+            CatchUp::new(threads)
+                .run(
+                    jobs,
+                    SchemaSource::Fixed(schema.clone()),
+                    || (ChangeWriter::new(), Vec::new()),
+                    |(w, buf): &mut (ChangeWriter, Vec<u8>), _file, step| {
+                        if let Step::Entry { decoded, .. } = step {
+                            w.write_line(buf, decoded);
+                        }
+                    },
+                    |(_, buf)| std::mem::take(buf),
+                    |chunk: Vec<u8>| bytes += black_box(chunk).len() as u64,
+                )
+                .unwrap();
+            bytes
+        };
+        g.throughput(Throughput::Bytes(run(1)));
+        for threads in [1, 2] {
+            g.bench_function(format!("{name}/threads-{threads}"), |b| b.iter(|| run(threads)));
+        }
     }
     g.finish();
 }

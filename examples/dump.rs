@@ -2,7 +2,8 @@
 //! change format of the README), in segment-id then position order.
 //!
 //! ```text
-//! cargo run --release --example dump -- [--schema FILE.cql] [--schema-from-log] [--key ALIAS=HEX]... [--cdc] PATH...
+//! cargo run --release --example dump -- [--schema FILE.cql] [--schema-from-log] [--key ALIAS=HEX]... [--cdc] \
+//!     [--threads N] PATH...
 //! ```
 //!
 //! With `--schema-from-log` the schema comes from the log itself: Cassandra's
@@ -11,6 +12,9 @@
 //! logs whose DDL is gone). Schema changes and truncations are printed as
 //! lines of their own (`"schema_change"`, `"truncate"`), right after the
 //! entry that made them.
+//!
+//! Segments are decoded on `--threads` threads (default: the machine's
+//! cores), the output in exactly the order one thread gives.
 //!
 //! PATH is a segment or a directory of segments. With `--cdc` a directory is
 //! a `cdc_raw`: each segment is read only up to its `_cdc.idx` offset, and
@@ -22,27 +26,29 @@
 mod common;
 
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use cassandra_commitlog::cdc::{IdxState, read_cdc_index};
-use cassandra_commitlog::mutation::{ChangeWriter, Context, Decoder};
-use cassandra_commitlog::schema::{Release, Schema, SchemaTracker};
-use cassandra_commitlog::segment::{Item, ReadBuffers, ReadOptions, Segment, SegmentName, TailClass};
+use cassandra_commitlog::cdc::{CatchUp, IdxState, Job, SchemaSource, Step, read_cdc_index};
+use cassandra_commitlog::mutation::ChangeWriter;
+use cassandra_commitlog::schema::Schema;
+use cassandra_commitlog::segment::{ReadOptions, SegmentName};
 
 fn usage() -> ExitCode {
-    eprintln!("usage: dump [--schema FILE.cql] [--schema-from-log] [--key ALIAS=HEX]... [--cdc] PATH...");
+    eprintln!("usage: dump [--schema FILE.cql] [--schema-from-log] [--key ALIAS=HEX]... [--cdc] [--threads N] PATH...");
     ExitCode::from(2)
 }
 
-/// Where the schema comes from.
-enum Schemas {
-    /// A schema file, fixed.
-    Fixed(Schema),
-    /// The log, from an optional starting schema; the tracker is made at the
-    /// first segment, whose descriptor says which release wrote it.
-    Log { bootstrap: Option<Schema>, tracker: Option<Box<SchemaTracker>> },
+/// What one worker gathers from a segment before handing it over.
+#[derive(Default)]
+struct Chunk {
+    /// Change-format lines.
+    out: Vec<u8>,
+    /// Reports of damage.
+    err: Vec<u8>,
+    /// The segment could not be read.
+    failed: bool,
 }
 
 fn main() -> ExitCode {
@@ -50,6 +56,7 @@ fn main() -> ExitCode {
     let mut from_log = false;
     let mut opts = ReadOptions::new();
     let mut cdc = false;
+    let mut threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut paths = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -60,6 +67,10 @@ fn main() -> ExitCode {
             },
             "--key" => match args.next().as_deref().and_then(common::parse_key) {
                 Some((alias, key)) => opts = opts.key(alias, key),
+                None => return usage(),
+            },
+            "--threads" => match args.next().and_then(|n| n.parse().ok()).filter(|&n: &usize| n > 0) {
+                Some(n) => threads = n,
                 None => return usage(),
             },
             "--cdc" => cdc = true,
@@ -81,12 +92,12 @@ fn main() -> ExitCode {
             eprintln!("dump: {e}");
             return ExitCode::from(2);
         }
-        Some(Ok(s)) => Some(s),
+        Some(Ok(s)) => Some(Arc::new(s)),
         None => None,
     };
-    let mut schemas = match (schema, from_log) {
-        (bootstrap, true) => Schemas::Log { bootstrap, tracker: None },
-        (Some(s), false) => Schemas::Fixed(s),
+    let source = match (schema, from_log) {
+        (bootstrap, true) => SchemaSource::FromLog(bootstrap),
+        (Some(s), false) => SchemaSource::Fixed(s),
         (None, false) => return usage(),
     };
     let mut files = match common::segment_files(&paths) {
@@ -97,11 +108,8 @@ fn main() -> ExitCode {
         }
     };
     files.sort_by_key(|(id, _)| *id);
-    let out = std::io::stdout();
-    let mut out = BufWriter::new(out.lock());
     let mut failed = false;
-    let mut decoder = Decoder::new();
-    let mut buffers = ReadBuffers::default();
+    let mut jobs = Vec::new();
     for (_, file) in files {
         let mut file_opts = opts.clone();
         if cdc {
@@ -116,67 +124,48 @@ fn main() -> ExitCode {
                 }
             }
         }
-        if let Err(e) = dump_segment(&file, &file_opts, &mut schemas, &mut decoder, &mut buffers, &mut out) {
-            eprintln!("dump: {e}");
-            failed = true;
-        }
+        jobs.push(Job::new(file, file_opts));
     }
-    if out.flush().is_err() {
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let mut write_failed = false;
+    let run = CatchUp::new(threads).run(
+        jobs,
+        source,
+        || (ChangeWriter::new(), Chunk::default()),
+        |(writer, chunk), file, step| match step {
+            Step::Entry { decoded, events } => {
+                writer.write_line(&mut chunk.out, decoded);
+                for event in events {
+                    serde_json::to_writer(&mut chunk.out, event).expect("an event serializes");
+                    chunk.out.push(b'\n');
+                }
+            }
+            Step::Loss(loss) => {
+                let _ = writeln!(chunk.err, "dump: {}: lost {loss}", file.display());
+            }
+            Step::Tail(tail) => {
+                let _ = writeln!(chunk.err, "dump: {}: {tail}", file.display());
+            }
+            Step::Unreadable(e) => {
+                let _ = writeln!(chunk.err, "dump: {e}");
+                chunk.failed = true;
+            }
+            _ => {}
+        },
+        |(_, chunk)| std::mem::take(chunk),
+        |chunk: Chunk| {
+            write_failed |= out.write_all(&chunk.out).is_err();
+            let _ = std::io::stderr().write_all(&chunk.err);
+            failed |= chunk.failed;
+        },
+    );
+    if let Err(e) = run {
+        eprintln!("dump: {e}");
+        return ExitCode::from(1);
+    }
+    if write_failed || out.flush().is_err() {
         return ExitCode::from(1);
     }
     if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
-}
-
-fn dump_segment(
-    file: &Path,
-    opts: &ReadOptions,
-    schemas: &mut Schemas,
-    decoder: &mut Decoder,
-    buffers: &mut ReadBuffers,
-    out: &mut impl Write,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let segment = Segment::open(file)?;
-    let path: Arc<Path> = Arc::from(file);
-    if let Schemas::Log { bootstrap, tracker: tracker @ None } = schemas {
-        let version = segment.descriptor().version;
-        let release = Release::from_descriptor_version(version).ok_or("no release writes this descriptor version")?;
-        *tracker = Some(Box::new(match bootstrap {
-            Some(b) => SchemaTracker::with_bootstrap(release, b),
-            None => SchemaTracker::new(release),
-        }));
-    }
-    let mut reader = segment.reader_with(opts, std::mem::take(buffers))?;
-    let mut writer = ChangeWriter::new();
-    let mut buf = Vec::with_capacity(1 << 17);
-    while let Some(item) = reader.next()? {
-        match item {
-            Item::Entry(entry) => {
-                let ctx = Context::of_entry(&entry, segment.descriptor(), Some(path.clone()));
-                match schemas {
-                    Schemas::Fixed(schema) => writer.write_line(&mut buf, &decoder.decode(entry.mutation, schema, ctx)),
-                    Schemas::Log { tracker, .. } => {
-                        let tracker = tracker.as_mut().expect("made above");
-                        let tracked = tracker.decode(decoder, entry.mutation, ctx);
-                        writer.write_line(&mut buf, &tracked.decoded);
-                        for event in &tracked.events {
-                            serde_json::to_writer(&mut buf, event)?;
-                            buf.push(b'\n');
-                        }
-                    }
-                }
-                if buf.len() >= 1 << 16 {
-                    out.write_all(&buf)?;
-                    buf.clear();
-                }
-            }
-            Item::Loss(loss) => eprintln!("dump: {}: lost {loss}", file.display()),
-            Item::Section(_) => {}
-        }
-    }
-    out.write_all(&buf)?;
-    if let Some(tail) = reader.summary().tail.filter(|t| t.class() != TailClass::Clean) {
-        eprintln!("dump: {}: {tail}", file.display());
-    }
-    *buffers = reader.into_buffers();
-    Ok(())
 }

@@ -10,6 +10,8 @@
 //! With `--schema-from-log` the schema comes from the log (`--schema` is
 //! then a starting point): schema changes and truncations are printed as
 //! lines of their own, and the schema at each checkpoint is saved with it.
+//! A full batch (a backlog) is decoded on `--threads` threads (default: the
+//! machine's cores).
 //! `--pause-after-ddl MS` sleeps after checkpointing a batch that changed the
 //! schema (so that a crash test can kill it between a DDL and its data).
 //!
@@ -39,7 +41,7 @@ fn usage() -> ExitCode {
     eprintln!(
         "usage: tail [--schema FILE.cql] [--schema-from-log] --checkpoint FILE [--cleanup delete|archive:DIR] \
          [--idle-exit SECS] [--key ALIAS=HEX]... [--max-batch N] [--poll-ms MS] [--no-notify] \
-         [--pause-after-ddl MS] CDC_RAW_DIR"
+         [--pause-after-ddl MS] [--threads N] CDC_RAW_DIR"
     );
     ExitCode::from(2)
 }
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
     let mut read = ReadOptions::new();
     let (mut max_batch, mut poll_ms, mut notify, mut from_log) = (1024usize, 100u64, true, false);
     let mut pause_after_ddl = Duration::ZERO;
+    let mut threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next();
@@ -87,6 +90,10 @@ fn main() -> ExitCode {
             },
             "--no-notify" => notify = false,
             "--schema-from-log" => from_log = true,
+            "--threads" => match value().and_then(|v| v.parse().ok()).filter(|&n: &usize| n > 0) {
+                Some(n) => threads = n,
+                None => return usage(),
+            },
             "--pause-after-ddl" => match value().and_then(|v| v.parse().ok()) {
                 Some(ms) => pause_after_ddl = Duration::from_millis(ms),
                 None => return usage(),
@@ -99,7 +106,7 @@ fn main() -> ExitCode {
     if schema.is_none() && !from_log {
         return usage();
     }
-    let knobs = Knobs { max_batch, poll_ms, notify, pause_after_ddl };
+    let knobs = Knobs { max_batch, poll_ms, notify, pause_after_ddl, threads };
     match run(schema, from_log, checkpoint, dir, idle, cleanup, read, knobs) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -115,6 +122,8 @@ struct Knobs {
     poll_ms: u64,
     notify: bool,
     pause_after_ddl: Duration,
+    /// Threads to decode a full batch on (a backlog).
+    threads: usize,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -128,7 +137,7 @@ fn run(
     read: ReadOptions,
     knobs: Knobs,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let Knobs { max_batch, poll_ms, notify, pause_after_ddl } = knobs;
+    let Knobs { max_batch, poll_ms, notify, pause_after_ddl, threads } = knobs;
     let schema = match schema_path {
         Some(path) => {
             let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -163,8 +172,18 @@ fn run(
         match event {
             Event::Batch(batch) => {
                 buf.clear();
-                for i in 0..batch.len() {
-                    writer.write_line(&mut buf, &batch.decode(i, &mut decoder));
+                if batch.len() >= 256 && threads > 1 {
+                    // A backlog: the batch is full, decode it on every thread.
+                    let parts = batch.map_parallel(threads, ChangeWriter::new, |w, decoded| {
+                        let mut line = Vec::new();
+                        w.write_line(&mut line, &decoded);
+                        line
+                    });
+                    parts.iter().for_each(|l| buf.extend_from_slice(l));
+                } else {
+                    for i in 0..batch.len() {
+                        writer.write_line(&mut buf, &batch.decode(i, &mut decoder));
+                    }
                 }
                 out.write_all(&buf)?;
                 for e in &batch.schema_events {

@@ -564,3 +564,40 @@ fn a_checkpoint_keeps_its_schema_state_beside_it() {
     let err = file.load().unwrap_err().to_string();
     assert!(err.contains("schema state CRC") && err.contains(".schema-"), "{err}");
 }
+
+/// A batch decoded on several threads gives, entry by entry, what
+/// `decode` gives.
+#[test]
+fn a_batch_decoded_on_several_threads_is_the_batch_decoded_in_turn() {
+    let Some(corpus) = corpus() else { return };
+    let dir = corpus.join("cassandra-4.0.0-lz4/cdc_raw_after_shutdown");
+    let mut w = Watcher::new(
+        WatchOptions::schema_from_log(&dir).idle_timeout(Some(Duration::from_millis(200))).use_notify(false),
+    )
+    .unwrap();
+    let mut decoder = cassandra_commitlog::mutation::Decoder::new();
+    let mut batches = 0;
+    while let Some(e) = w.next_event().unwrap() {
+        let Event::Batch(b) = e else { continue };
+        let want: Vec<String> = (0..b.len())
+            .map(|i| match b.decode(i, &mut decoder) {
+                Ok(m) => serde_json::to_string(&m).unwrap(),
+                Err(u) => serde_json::to_string(&*u).unwrap(),
+            })
+            .collect();
+        for threads in [1, 2, 5] {
+            let got = b.map_parallel(
+                threads,
+                || (),
+                |_, d| match d {
+                    Ok(m) => serde_json::to_string(&m).unwrap(),
+                    Err(u) => serde_json::to_string(&*u).unwrap(),
+                },
+            );
+            assert_eq!(got, want);
+        }
+        batches += 1;
+        w.ack(b.to);
+    }
+    assert!(batches > 10);
+}

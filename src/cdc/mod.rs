@@ -8,13 +8,17 @@
 //!   calls a [`CleanupHook`] only for finished, acknowledged segments.
 //! - [`CheckpointFile`]: a checkpoint saved durably (temp file, fsync, rename).
 //! - [`Tracker`]: the watcher's decisions without I/O.
+//! - [`CatchUp`]: a backlog of segments decoded on several threads, handed
+//!   over in exact log order with bounded memory.
 
+mod catch_up;
 mod checkpoint;
 mod cleanup;
 mod idx;
 mod tracker;
 mod watcher;
 
+pub use catch_up::{CatchUp, CatchUpError, Job, SchemaSource, Step};
 pub use checkpoint::{Checkpoint, CheckpointError, CheckpointFile, Position, SchemaState};
 pub use cleanup::{ArchiveTo, CleanupHook, DeleteFiles, SegmentFiles};
 pub use idx::{CdcIndex, IdxError, IdxState, MAX_IDX_LEN, parse_cdc_index, read_cdc_index};

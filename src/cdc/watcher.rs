@@ -87,6 +87,45 @@ impl Batch {
             .collect()
     }
 
+    /// Decodes the entries on `threads` threads (each with its own
+    /// decoder and a `state()` of its own) and returns what `each` makes of
+    /// them, in entry order: for catching up on a backlog, where batches
+    /// are full and decoding and rendering them is the consumer's work.
+    ///
+    /// ```no_run
+    /// # let batch: cassandra_commitlog::cdc::Batch = unimplemented!();
+    /// use cassandra_commitlog::mutation::ChangeWriter;
+    /// let lines: Vec<Vec<u8>> = batch.map_parallel(2, ChangeWriter::new, |writer, decoded| {
+    ///     let mut line = Vec::new();
+    ///     writer.write_line(&mut line, &decoded);
+    ///     line
+    /// });
+    /// ```
+    pub fn map_parallel<S, T: Send>(
+        &self,
+        threads: usize,
+        state: impl Fn() -> S + Sync,
+        each: impl Fn(&mut S, Decoded<'_>) -> T + Sync,
+    ) -> Vec<T> {
+        let threads = threads.clamp(1, self.entries.len().max(1));
+        let run = |entries: &[BatchEntry]| {
+            let (mut s, mut decoder) = (state(), Decoder::new());
+            entries
+                .iter()
+                .map(|e| each(&mut s, decoder.decode(&e.bytes, &self.schema, e.context.clone())))
+                .collect::<Vec<T>>()
+        };
+        if threads == 1 {
+            return run(&self.entries);
+        }
+        let per = self.entries.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let parts: Vec<_> = self.entries.chunks(per).map(|part| scope.spawn(move || run(part))).collect();
+            // A panic in `each` is the caller's: it goes on in the caller.
+            parts.into_iter().flat_map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+        })
+    }
+
     /// The schema the entries decode with.
     pub fn schema(&self) -> &Arc<Schema> {
         &self.schema

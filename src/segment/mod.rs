@@ -186,4 +186,9 @@ impl Segment<Bytes> {
             None => Bytes::copy_from_slice(entry.mutation),
         }
     }
+
+    /// The whole file's bytes (the map), cheaply cloned.
+    pub fn bytes(&self) -> &Bytes {
+        &self.data
+    }
 }
