@@ -601,3 +601,21 @@ fn a_batch_decoded_on_several_threads_is_the_batch_decoded_in_turn() {
     }
     assert!(batches > 10);
 }
+
+/// Without a cleanup hook, finished segments are kept, and the metrics say
+/// so without counting them as awaiting a cleanup that will never come.
+#[test]
+fn without_a_hook_finished_segments_are_kept_not_awaiting() {
+    let (_tmp, dir, schema) = fixture_copy();
+    let mut w = Watcher::new(opts(&dir, &schema)).unwrap();
+    let mut last = None;
+    while let Some(e) = w.next_event().unwrap() {
+        if let Event::Batch(b) = e {
+            last = Some(b.to);
+        }
+    }
+    w.ack(last.unwrap());
+    let m = w.metrics();
+    assert_eq!((m.awaiting_cleanup, m.kept), (0, 1));
+    assert!(exists(&dir, 2000));
+}

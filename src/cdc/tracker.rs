@@ -104,8 +104,12 @@ pub struct Metrics {
     pub lag_bytes: u64,
     /// Segments with durable data not yet consumed.
     pub lag_segments: u64,
-    /// Finished, acknowledged segments whose files are still there.
+    /// Finished, acknowledged segments whose files are still there, waiting
+    /// for the cleanup hook (0 when no hook is set: see `kept`).
     pub awaiting_cleanup: u64,
+    /// Finished, acknowledged segments kept because no cleanup hook is set:
+    /// nothing will remove them, and that is not a backlog.
+    pub kept: u64,
     /// Segments whose data was damaged (their files are kept).
     pub damaged_segments: u64,
 }

@@ -481,7 +481,11 @@ impl Watcher {
 
     /// Consumed and durable positions, lag, segments awaiting cleanup.
     pub fn metrics(&self) -> Metrics {
-        self.tracker.metrics()
+        let mut m = self.tracker.metrics();
+        if self.opts.cleanup.is_none() {
+            m.kept = std::mem::take(&mut m.awaiting_cleanup);
+        }
+        m
     }
 
     /// The next event: blocks until there is one, and returns `Ok(None)`

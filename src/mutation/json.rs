@@ -317,3 +317,14 @@ impl Serialize for Undecodable<'_> {
         entry(s, &self.partial, Some(&self.error))
     }
 }
+
+impl Row<'_> {
+    /// The row as the change format writes it (`static`, `clustering`,
+    /// `liveness`, `deletion`, `cells`), exact for every value: varints and
+    /// decimals digit for digit, whatever serde_json features are enabled.
+    pub fn to_json(&self) -> String {
+        // Values that do not decode are written as `invalid` objects, so
+        // rendering a row cannot fail.
+        serde_json::to_string(&RowJson(*self)).expect("a row renders")
+    }
+}

@@ -3,6 +3,7 @@
 //! through [`Mutation`] and kept with [`OwnedMutation`]. The [`vint`] module
 //! has Cassandra's variable-length integers.
 
+mod change;
 mod decode;
 mod error;
 mod json;
@@ -11,6 +12,7 @@ mod view;
 pub mod vint;
 mod write;
 
+pub use change::{Change, ChangeKind, Element, FieldName, Merged, PrimaryKey};
 pub use decode::{
     Context, DELETION_TIME_EPOCH, Decoded, Decoder, DeletionTime, Liveness, TIMESTAMP_EPOCH, Undecodable,
 };

@@ -112,8 +112,8 @@ impl<'d> PartitionUpdate<'d> {
 
     /// Every row: the static row first when there is one.
     pub fn all_rows(&self) -> impl ExactSizeIterator<Item = Row<'d>> + 'd {
-        let (m, table) = (self.m, self.table());
-        self.m.rec.rows[self.rec.rows.idx()].iter().map(move |rec| Row { m, rec, table })
+        let (m, table, update) = (self.m, self.table(), self.rec);
+        self.m.rec.rows[self.rec.rows.idx()].iter().map(move |rec| Row { m, rec, table, update })
     }
 
     /// The static row, if the update has one.
@@ -218,9 +218,20 @@ pub struct Row<'d> {
     m: Mutation<'d>,
     rec: &'d RowRec,
     table: &'d Table,
+    update: &'d UpdateRec,
 }
 
 impl<'d> Row<'d> {
+    /// The partition update the row belongs to (its partition key, table).
+    pub fn update(&self) -> PartitionUpdate<'d> {
+        PartitionUpdate { m: self.m, rec: self.update }
+    }
+
+    /// The table.
+    pub fn table(&self) -> &'d Table {
+        self.table
+    }
+
     /// Whether this is the partition's static row.
     pub fn is_static(&self) -> bool {
         self.rec.is_static

@@ -91,15 +91,9 @@ impl Value<'_> {
     /// Fails only when the bytes are not a value of the type (a nested
     /// element that does not decode).
     pub fn to_json(&self) -> Result<String, ValueError> {
-        self.validate()?;
         let mut out = Vec::new();
-        let mut ser = serde_json::Serializer::new(&mut out);
-        // A validated value renders: every nested element decodes, and every
-        // number token comes from the crate's own formatting.
-        if self.serialize(&mut ser).is_err() {
-            return Err(ValueError::Truncated { ty: "JSON rendering", at: 0 });
-        }
-        Ok(String::from_utf8(out).unwrap_or_default())
+        super::ValueWriter::new().write_value(&mut out, self)?;
+        Ok(String::from_utf8(out).expect("JSON is UTF-8"))
     }
 
     /// The rendering of a map key: its JSON string, or its JSON text as a string.

@@ -6,6 +6,7 @@
 
 pub mod json;
 mod text;
+pub(crate) mod write;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -15,6 +16,7 @@ use crate::schema::{CqlType, UserType};
 
 pub(crate) use text::civil_from_days;
 pub use text::{decimal_string, format_date, format_duration, format_time, format_timestamp, varint_string};
+pub use write::ValueWriter;
 
 /// Why bytes are not a value of their type.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
