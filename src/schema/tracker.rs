@@ -176,7 +176,7 @@ pub struct Tracked<'d> {
 }
 
 /// A keyspace read back from the rows.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Built {
     types: Vec<Arc<UserType>>,
     tables: Vec<Table>,
@@ -216,9 +216,12 @@ struct State {
     version: u64,
     rows: SchemaRows,
     retired: Vec<Table>,
+    /// The keyspaces as built: a table whose rows did not make a table
+    /// keeps its previous definition, which the rows alone do not hold.
+    built: BTreeMap<String, Built>,
 }
 
-const STATE_FORMAT: u32 = 1;
+const STATE_FORMAT: u32 = 2;
 
 /// Why a saved tracker state could not be restored.
 #[derive(Debug, thiserror::Error)]
@@ -394,6 +397,7 @@ impl SchemaTracker {
             version: s.version,
             rows: s.rows.clone(),
             retired: s.retired.clone(),
+            built: s.built.clone(),
         };
         serde_json::to_vec(&state).expect("a tracker state serializes")
     }
@@ -412,8 +416,8 @@ impl SchemaTracker {
         t.state.rows = state.rows;
         t.state.retired = state.retired;
         t.state.version = state.version;
-        t.state.built.clear();
-        t.current = Arc::new(t.state.rebuild_all());
+        t.state.built = state.built;
+        t.current = Arc::new(t.state.assemble());
         t.next = None;
         Ok(t)
     }
