@@ -13,38 +13,9 @@ use cassandra_commitlog::cdc::{IdxState, read_cdc_index};
 use cassandra_commitlog::mutation::{Change, ChangeKind, Context, Decoder, Merged};
 use cassandra_commitlog::schema::{Release, SchemaTracker};
 use cassandra_commitlog::segment::{Segment, SegmentName};
+use common::cql::expected_kind;
 use common::{captures, corpus, options_for, segment_files};
 use serde_json::Value as Json;
-
-/// What a statement should produce, read off its CQL.
-fn expected_kind(cql: &str, clustering: &BTreeMap<&str, &[&str]>) -> Option<&'static str> {
-    let words: Vec<&str> = cql.split_whitespace().collect();
-    match words.first().copied()? {
-        // An INSERT of static columns only writes the static row, which
-        // carries no row marker: the log holds an update of it.
-        "INSERT" if words[2] == "cdc_test.clustered" && !cql.contains("ck1") => Some("update"),
-        "INSERT" => Some("insert"),
-        "UPDATE" => Some("update"),
-        "DELETE" if words.get(1) != Some(&"FROM") => Some("update"),
-        "DELETE" => {
-            let table = words[2].strip_prefix("cdc_test.")?;
-            let (_, condition) = cql.split_once(" WHERE ")?;
-            if condition.contains('<') || condition.contains('>') {
-                return Some("range_delete");
-            }
-            let ck = clustering.get(table).copied().unwrap_or_default();
-            let given = ck.iter().filter(|c| condition.contains(&format!("{c} ="))).count();
-            Some(if ck.is_empty() || given == 0 {
-                "partition_delete"
-            } else if given == ck.len() {
-                "delete"
-            } else {
-                "range_delete"
-            })
-        }
-        _ => None,
-    }
-}
 
 fn kind_name(c: &Change<'_>) -> &'static str {
     match c {
@@ -229,5 +200,52 @@ fn a_delete_and_an_insert_in_one_batch_is_an_insert() {
         let row = m.updates().next().unwrap().rows().next().unwrap();
         assert_eq!(row.kind(), want);
         assert_eq!(row.primary_key().unwrap().to_json().unwrap(), r#"{"k":7,"c":1}"#);
+    }
+}
+
+/// A collection replaced by an empty one (`SET m = {}`, `SET l = []`) is a
+/// complex deletion with no element: the JSON shape still follows the
+/// column's type, an object for a map, an array for a list.
+#[test]
+fn an_emptied_collection_renders_in_its_own_shape() {
+    use cassandra_commitlog::builder::{ColumnSpec, RowSpec, Unfiltered, UpdateSpec, encode_mutation};
+    use cassandra_commitlog::mutation::{CollectionKind, DeletionTime};
+    use cassandra_commitlog::schema::{CqlType, Schema, Table};
+    let text = || Box::new(CqlType::Text);
+    let t = Table::builder("ks", "c")
+        .id("3a3b9380-e732-11f1-a7c5-e72bb5e4b198".parse().unwrap())
+        .partition_key("k", CqlType::Int)
+        .regular("l", CqlType::List { elem: text(), frozen: false })
+        .regular("m", CqlType::Map { key: text(), value: text(), frozen: false })
+        .build()
+        .unwrap();
+    let mut schema = Schema::new();
+    schema.add_table(t.clone());
+    let emptied =
+        || ColumnSpec::Complex { deletion: Some(DeletionTime { timestamp: 4, local_deletion_time: 1 }), cells: vec![] };
+    let u = UpdateSpec {
+        table_id: t.id,
+        key: 7i32.to_be_bytes().to_vec(),
+        deletion: None,
+        static_row: None,
+        unfiltereds: vec![Unfiltered::Row(RowSpec {
+            columns: vec![("l".to_owned(), emptied()), ("m".to_owned(), emptied())],
+            ..RowSpec::default()
+        })],
+    };
+    let bytes = encode_mutation(&[(&t, &u)], false);
+    let mut d = Decoder::new();
+    let m = d.decode(&bytes, &schema, Context::default()).unwrap();
+    let row = m.updates().next().unwrap().rows().next().unwrap();
+    let got: Vec<_> = row.columns().map(|c| (c.name(), c.merged().unwrap())).collect();
+    assert_eq!(got.len(), 2);
+    for ((name, merged), (want_kind, want_json)) in
+        got.iter().zip([(CollectionKind::List, "[]"), (CollectionKind::Map, "{}")])
+    {
+        assert!(
+            matches!(merged, Merged::Collection { kind, complete: true, elements } if *kind == want_kind && elements.is_empty()),
+            "{name}: {merged:?}"
+        );
+        assert_eq!(merged.to_json().unwrap(), want_json, "{name}");
     }
 }

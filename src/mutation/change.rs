@@ -3,28 +3,11 @@
 //! one value (a non-frozen collection or UDT put together from its element
 //! cells).
 //!
-//! The classification follows what Cassandra writes for each statement
-//! (checked against the corpus's `expected.jsonl` in `tests/change.rs`):
-//!
-//! | statement | what the log holds | [`Change`] |
-//! |---|---|---|
-//! | `INSERT` | a row with a primary-key liveness (the row marker) and cells | `Row` of kind [`ChangeKind::Insert`] |
-//! | `INSERT` of the partition key and static columns only | the static row, which never carries a row marker | `Row` (static) of kind [`ChangeKind::Update`] |
-//! | `UPDATE ... SET` (also counters, collection appends, puts and element removals) | a row of cells, no row marker | `Row` of kind [`ChangeKind::Update`] |
-//! | `DELETE c1, c2 FROM ... WHERE <row>`, `DELETE m[k] FROM ...` | a row of tombstone cells or complex deletions | `Row` of kind [`ChangeKind::Update`] (the columns become null) |
-//! | `DELETE FROM ... WHERE <full primary key>` | a row deletion | `Row` of kind [`ChangeKind::Delete`] |
-//! | `DELETE FROM ... WHERE <partition key>` (and a full key on a table without clustering columns) | a partition deletion | [`Change::PartitionDelete`] |
-//! | `DELETE FROM ... WHERE <partition key> AND <clustering range or prefix>` | a range tombstone | [`Change::RangeDelete`] |
-//!
-//! Cassandra's writes are upserts: an `Insert` of an existing row overwrites
-//! the columns it carries, an `Update` of a missing row creates it (without a
-//! row marker: the row lives while a column does). A row deletion written
-//! together with a newer row marker (a `DELETE` and an `INSERT` in one
-//! batch) is an `Insert`.
+//! See [`Change`] for the classification.
 
 use super::decode::{DeletionTime, Liveness};
 use super::view::{Cell, CellPath, ColumnData, PartitionUpdate, RangeTombstone, Row};
-use crate::schema::Column;
+use crate::schema::{Column, CqlType};
 use crate::value::{Value, ValueError};
 
 /// What a row of an update does.
@@ -52,6 +35,25 @@ impl ChangeKind {
 
 /// One change of a partition update, in the order of the update (the
 /// partition deletion first, then rows and range deletions).
+///
+/// The classification follows what Cassandra writes for each statement
+/// (checked against the corpus's `expected.jsonl` in `tests/change.rs`):
+///
+/// | statement | what the log holds | [`Change`] |
+/// |---|---|---|
+/// | `INSERT` | a row with a primary-key liveness (the row marker) and cells | `Row` of kind [`ChangeKind::Insert`] |
+/// | `INSERT` of the partition key and static columns only | the static row, which never carries a row marker | `Row` (static) of kind [`ChangeKind::Update`] |
+/// | `UPDATE ... SET` (also counters, collection appends, puts and element removals) | a row of cells, no row marker | `Row` of kind [`ChangeKind::Update`] |
+/// | `DELETE c1, c2 FROM ... WHERE <row>`, `DELETE m[k] FROM ...` | a row of tombstone cells or complex deletions | `Row` of kind [`ChangeKind::Update`] (the columns become null) |
+/// | `DELETE FROM ... WHERE <full primary key>` | a row deletion | `Row` of kind [`ChangeKind::Delete`] |
+/// | `DELETE FROM ... WHERE <partition key>` (and a full key on a table without clustering columns) | a partition deletion | [`Change::PartitionDelete`] |
+/// | `DELETE FROM ... WHERE <partition key> AND <clustering range or prefix>` | a range tombstone | [`Change::RangeDelete`] |
+///
+/// Cassandra's writes are upserts: an `Insert` of an existing row overwrites
+/// the columns it carries, an `Update` of a missing row creates it (without a
+/// row marker: the row lives while a column does). A row deletion written
+/// together with a newer row marker (a `DELETE` and an `INSERT` in one
+/// batch) is an `Insert`.
 #[derive(Clone, Copy)]
 #[non_exhaustive]
 pub enum Change<'d> {
@@ -69,7 +71,7 @@ pub enum Change<'d> {
 }
 
 impl<'d> Row<'d> {
-    /// What kind of change the row is (see the [module](self) table).
+    /// What kind of change the row is (see the table on [`Change`]).
     pub fn kind(&self) -> ChangeKind {
         let marker = self.liveness().map(|l: Liveness| l.timestamp);
         match self.deletion() {
@@ -99,6 +101,12 @@ impl<'d> Row<'d> {
 }
 
 impl<'d> PartitionUpdate<'d> {
+    /// The partition key as typed values (a [`PrimaryKey`] with no
+    /// clustering): the key of a partition or range deletion.
+    pub fn key(&self) -> Result<PrimaryKey<'d>, ValueError> {
+        Ok(PrimaryKey { partition: self.partition_key().collect::<Result<Vec<_>, _>>()?, clustering: Vec::new() })
+    }
+
     /// The changes of the update, in order: the partition deletion, then
     /// rows (the static row first) and range deletions as written.
     pub fn changes(&self) -> impl Iterator<Item = Change<'d>> + 'd {
@@ -184,11 +192,28 @@ pub enum Merged<'d> {
     /// the elements were added to it (`c = c + ...`, `c[k] = v`) and
     /// [`ColumnData::cells`] has the removed ones as tombstones.
     Collection {
+        /// A list, set, map or UDT (what the elements are, even when none
+        /// are written).
+        kind: CollectionKind,
         /// Whether the elements are the column's whole new value.
         complete: bool,
         /// The live elements written.
         elements: Vec<Element<'d>>,
     },
+}
+
+/// What a non-frozen column holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CollectionKind {
+    /// `list<T>`: written as a JSON array.
+    List,
+    /// `set<T>`: written as a JSON array.
+    Set,
+    /// `map<K, V>`: written as a JSON object.
+    Map,
+    /// A user-defined type: written as a JSON object.
+    Udt,
 }
 
 impl<'d> ColumnData<'d> {
@@ -209,7 +234,13 @@ impl<'d> ColumnData<'d> {
         for cell in self.cells().filter(|c| !c.is_tombstone()) {
             elements.push(element(&cell)?);
         }
-        Ok(Merged::Collection { complete: self.complex_deletion().is_some(), elements })
+        let kind = match self.ty() {
+            CqlType::List { .. } => CollectionKind::List,
+            CqlType::Set { .. } => CollectionKind::Set,
+            CqlType::Map { .. } => CollectionKind::Map,
+            _ => CollectionKind::Udt,
+        };
+        Ok(Merged::Collection { kind, complete: self.complex_deletion().is_some(), elements })
     }
 }
 
@@ -237,8 +268,8 @@ impl Merged<'_> {
             Merged::Value(None) => out.extend_from_slice(b"null"),
             Merged::Value(Some(v)) => writer.write_value(&mut out, v)?,
             Merged::Counter(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
-            Merged::Collection { elements, .. } => {
-                let object = matches!(elements.first(), Some(Element::Map(..) | Element::Field(..)));
+            Merged::Collection { kind, elements, .. } => {
+                let object = matches!(kind, CollectionKind::Map | CollectionKind::Udt);
                 out.push(if object { b'{' } else { b'[' });
                 for (i, e) in elements.iter().enumerate() {
                     if i > 0 {

@@ -12,7 +12,7 @@ mod view;
 pub mod vint;
 mod write;
 
-pub use change::{Change, ChangeKind, Element, FieldName, Merged, PrimaryKey};
+pub use change::{Change, ChangeKind, CollectionKind, Element, FieldName, Merged, PrimaryKey};
 pub use decode::{
     Context, DELETION_TIME_EPOCH, Decoded, Decoder, DeletionTime, Liveness, TIMESTAMP_EPOCH, Undecodable,
 };
