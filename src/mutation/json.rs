@@ -318,6 +318,15 @@ impl Serialize for Undecodable<'_> {
     }
 }
 
+impl RangeTombstone<'_> {
+    /// The range deletion as the change format writes it (`start` and
+    /// `end` bounds with their clustering values and inclusiveness,
+    /// `deletion`), exact for every value.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&RtJson(*self)).expect("a range tombstone renders")
+    }
+}
+
 impl Row<'_> {
     /// The row as the change format writes it (`static`, `clustering`,
     /// `liveness`, `deletion`, `cells`), exact for every value: varints and

@@ -430,8 +430,21 @@ impl<'d> Cell<'d> {
         Some(i16::from_be_bytes(p.try_into().ok()?))
     }
 
-    /// The cell's value. Tombstones and set elements have none; a
-    /// zero-length value of a type for which that is no value is [`Value::Empty`].
+    /// The cell's value.
+    ///
+    /// `None` exactly when the cell carries no value:
+    /// - a tombstone ([`is_tombstone`](Self::is_tombstone)): the column, or
+    ///   this element, was deleted or set to `null` (its timestamp and
+    ///   [`local_deletion_time`](Self::local_deletion_time) say when);
+    /// - a set element: the element is the cell's [`path`](Self::path)
+    ///   ([`CellPath::SetElement`]), the value is always empty.
+    ///
+    /// `Some(Err(_))` when the bytes do not decode as the column's type (or
+    /// name a UDT field the schema does not know). A zero-length value of a
+    /// type for which that is no value (an `int` written as an empty blob)
+    /// is [`Value::Empty`], not `None`. For counters, read
+    /// [`counter`](Self::counter) instead; for a column as one value,
+    /// [`ColumnData::merged`].
     pub fn value(&self) -> Option<Result<Value<'d>, ValueError>> {
         if self.is_tombstone() {
             return None;

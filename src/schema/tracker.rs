@@ -1,35 +1,4 @@
-//! The schema as the log amends it.
-//!
-//! Every DDL statement writes `system_schema` mutations into the commit log,
-//! in log order with the data; every `TRUNCATE` writes `system.local`'s
-//! `truncated_at`. A [`SchemaTracker`] applies them as it meets them, by
-//! Cassandra's own rules (the rows of `system_schema` reconciled by
-//! timestamp, deletions included, then the keyspace read back from them as
-//! `SchemaKeyspace.fetchKeyspace` does), so that every mutation decodes with
-//! the schema that was in force when it was written, with no schema file
-//! kept by hand and no connection to the cluster.
-//!
-//! ```
-//! use cassandra_commitlog::mutation::Decoder;
-//! use cassandra_commitlog::schema::{Release, SchemaTracker};
-//! use cassandra_commitlog::segment::{ReadOptions, Segment};
-//!
-//! let segment = Segment::open("testdata/cdc_raw/CommitLog-7-2000.log")?;
-//! let mut reader = segment.reader(&ReadOptions::new())?;
-//! let mut tracker = SchemaTracker::new(Release::Cassandra4);
-//! let mut decoder = Decoder::new();
-//! while let Some(entry) = reader.next_entry()? {
-//!     let ctx = cassandra_commitlog::mutation::Context::of_entry(&entry, segment.descriptor(), None);
-//!     let tracked = tracker.decode(&mut decoder, entry.mutation, ctx);
-//!     if let Ok(m) = &tracked.decoded {
-//!         let _ = m.keyspace(); // decoded with the schema in force at this position
-//!     }
-//!     for event in &tracked.events {
-//!         println!("{event:?}"); // schema changes, truncations, what could not be applied
-//!     }
-//! }
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! The schema as the log amends it: see [`SchemaTracker`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -182,7 +151,38 @@ struct Built {
     tables: Vec<Table>,
 }
 
-/// A schema that follows the log. See the [module docs](self).
+/// A schema that follows the log.
+///
+/// Every DDL statement writes `system_schema` mutations into the commit log,
+/// in log order with the data; every `TRUNCATE` writes `system.local`'s
+/// `truncated_at`. A [`SchemaTracker`] applies them as it meets them, by
+/// Cassandra's own rules (the rows of `system_schema` reconciled by
+/// timestamp, deletions included, then the keyspace read back from them as
+/// `SchemaKeyspace.fetchKeyspace` does), so that every mutation decodes with
+/// the schema that was in force when it was written, with no schema file
+/// kept by hand and no connection to the cluster.
+///
+/// ```
+/// use cassandra_commitlog::mutation::Decoder;
+/// use cassandra_commitlog::schema::{Release, SchemaTracker};
+/// use cassandra_commitlog::segment::{ReadOptions, Segment};
+///
+/// let segment = Segment::open("testdata/cdc_raw/CommitLog-7-2000.log")?;
+/// let mut reader = segment.reader(&ReadOptions::new())?;
+/// let mut tracker = SchemaTracker::new(Release::Cassandra4);
+/// let mut decoder = Decoder::new();
+/// while let Some(entry) = reader.next_entry()? {
+///     let ctx = cassandra_commitlog::mutation::Context::of_entry(&entry, segment.descriptor(), None);
+///     let tracked = tracker.decode(&mut decoder, entry.mutation, ctx);
+///     if let Ok(m) = &tracked.decoded {
+///         let _ = m.keyspace(); // decoded with the schema in force at this position
+///     }
+///     for event in &tracked.events {
+///         println!("{event:?}"); // schema changes, truncations, what could not be applied
+///     }
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct SchemaTracker {
     current: Arc<Schema>,
