@@ -18,10 +18,14 @@
 //!   cleanup of acknowledged segments and every loss reported.
 //! - [`builder`]: the encoder behind the tests and fixtures, public for yours.
 //!
-//! The byte-level format this follows is described in the repository's
-//! `README.md` and, with the Cassandra source behind each fact, in the format
-//! specification the crate was written against.
-
+//! The byte-level format this follows is described below (the repository's
+//! `README.md`, whose code blocks are compiled and run as doctests) and,
+//! with the Cassandra source behind each fact, in the format specification
+//! the crate was written against.
+//!
+//! ---
+//!
+#![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
