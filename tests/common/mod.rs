@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod cassandra_writer;
+pub mod cql;
 pub mod materialize;
 pub mod spec;
 
