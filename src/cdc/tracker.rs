@@ -221,6 +221,19 @@ impl Tracker {
         None
     }
 
+    /// The read that will follow once segment `id` is read to its end, if
+    /// that segment is finished too (its idx says `COMPLETED`): what a
+    /// watcher may read ahead.
+    pub fn next_finished_after(&self, id: i64) -> Option<Plan> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let t = self
+            .segs
+            .range((Excluded(id), Unbounded))
+            .map(|(_, t)| t)
+            .find(|t| !(t.before_start || t.cleaned || t.finished || !t.had_idx || t.broken))?;
+        t.completed.then_some(Plan { name: t.name, after: t.consumed, limit: t.durable, completed: true })
+    }
+
     /// Records how a read of `plan` went.
     pub fn read_done(&mut self, plan: &Plan, result: ReadResult) {
         let Some(t) = self.segs.get_mut(&plan.name.id) else { return };

@@ -18,7 +18,7 @@ use bytes::Bytes;
 
 use crate::mutation::{Context, Decoded, Decoder, OwnedMutation};
 use crate::schema::{Release, Schema, SchemaEvent, SchemaTracker, StateError};
-use crate::segment::{self, Item, Loss, ReadBuffers, ReadOptions, Segment, SegmentName, Tail, TailClass};
+use crate::segment::{self, Item, Loss, ReadBuffers, ReadOptions, Segment, SegmentName, Summary, Tail, TailClass};
 
 /// How often to read again an idx that seems to have gone backwards.
 const TORN_READ_RETRIES: usize = 5;
@@ -244,6 +244,7 @@ pub struct WatchOptions {
     idle_timeout: Option<Duration>,
     max_batch: usize,
     use_notify: bool,
+    read_ahead: bool,
     cleanup: Option<Box<dyn CleanupHook>>,
 }
 
@@ -291,6 +292,7 @@ impl WatchOptions {
             idle_timeout: None,
             max_batch: 4096,
             use_notify: cfg!(feature = "watch"),
+            read_ahead: true,
             cleanup: None,
         }
     }
@@ -332,6 +334,29 @@ impl WatchOptions {
     /// Use file-system events (`notify`, feature `watch`); off: poll only.
     pub fn use_notify(mut self, on: bool) -> Self {
         self.use_notify = on && cfg!(feature = "watch");
+        self
+    }
+
+    /// Read finished segments whole, and ahead (on by default).
+    ///
+    /// On: a finished segment (`COMPLETED` in its idx) is read once, whole,
+    /// and served in batches; while another finished segment waits behind
+    /// it (a backlog), that one is read on another thread (sections
+    /// decompressed or decrypted, CRCs checked) while the consumer works on
+    /// the current one. At most two finished segments are held in memory:
+    /// the one being served and the one read ahead (for a plain segment its
+    /// entries are views of the map; for a compressed or encrypted one,
+    /// copies: up to its decompressed size).
+    ///
+    /// Off: each batch is read from the file by a reader resumed at its
+    /// position, and memory is one batch. For a compressed or encrypted
+    /// segment that decodes its earlier sections again for every batch
+    /// (positions are proven by decoding, see the README's damage
+    /// section), so a backlog of them is read several times slower.
+    ///
+    /// The batches are the same, entry for entry, either way.
+    pub fn read_ahead(mut self, on: bool) -> Self {
+        self.read_ahead = on;
         self
     }
 
@@ -388,6 +413,70 @@ pub struct Watcher {
     schema_decoder: Decoder,
     /// The tracker's state, saved at a generation.
     snapshot: Option<(u64, SchemaState)>,
+    /// A finished segment read whole, served in batches.
+    walked: Option<WalkedSegment>,
+    /// The next finished segment, being read on another thread.
+    ahead: Option<(Plan, std::thread::JoinHandle<Option<WalkedSegment>>)>,
+}
+
+/// One item of a walk, owned.
+enum Walked {
+    Entry(BatchEntry),
+    Loss(Loss),
+}
+
+/// A finished segment read whole up to its idx offset (after a position),
+/// ahead of the consumer.
+struct WalkedSegment {
+    name: SegmentName,
+    len: u64,
+    limit: u64,
+    after: u64,
+    version: i32,
+    items: std::vec::IntoIter<Walked>,
+    summary: Summary,
+}
+
+/// Reads a finished segment whole; `None` when it cannot be opened or read
+/// at all (the watcher then reads it itself, and reports why).
+fn walk_finished(path: &Path, plan: Plan, read: &ReadOptions) -> Option<WalkedSegment> {
+    let len = std::fs::metadata(path).ok()?.len();
+    let seg = Segment::open(path).ok()?;
+    let opts = read.clone().strict(false).limit(plan.limit).after(plan.after);
+    let file: Arc<Path> = Arc::from(path);
+    let mut reader = seg.reader(&opts).ok()?;
+    let mut items = Vec::new();
+    // Not strict: damage comes as items, so `next` has no error to give.
+    while let Ok(Some(item)) = reader.next() {
+        match item {
+            Item::Entry(e) => {
+                let context = Context::of_entry(&e, seg.descriptor(), Some(file.clone()));
+                items.push(Walked::Entry(BatchEntry { bytes: seg.entry_bytes(&e), context }));
+            }
+            Item::Loss(l) => items.push(Walked::Loss(l)),
+            Item::Section(_) => {}
+        }
+    }
+    let summary = reader.into_summary();
+    let version = seg.descriptor().version;
+    Some(WalkedSegment {
+        name: plan.name,
+        len,
+        limit: plan.limit,
+        after: plan.after,
+        version,
+        items: items.into_iter(),
+        summary,
+    })
+}
+
+/// What one read collected.
+struct Collected {
+    entries: Vec<BatchEntry>,
+    losses: Vec<Loss>,
+    consumed: u64,
+    cut_short: bool,
+    schema_events: Vec<SchemaEvent>,
 }
 
 /// File-system events, when `notify` is available and asked for.
@@ -464,6 +553,8 @@ impl Watcher {
             buffers: ReadBuffers::default(),
             schema_decoder: Decoder::new(),
             snapshot: None,
+            walked: None,
+            ahead: None,
             opts,
         })
     }
@@ -609,6 +700,12 @@ impl Watcher {
 
     /// Reads one plan; `None` when it gave nothing to report.
     fn read(&mut self, plan: Plan) -> Result<Option<Batch>, CdcError> {
+        if plan.completed
+            && self.opts.read_ahead
+            && let Some(walked) = self.walked_for(&plan)
+        {
+            return Ok(self.serve_walked(plan, walked));
+        }
         let path = self.opts.dir.join(plan.name.file_name());
         let len = match std::fs::metadata(&path) {
             Ok(m) => m.len(),
@@ -641,18 +738,104 @@ impl Watcher {
                 return Ok(None);
             }
         };
-        let mut entries = Vec::new();
-        let mut losses = Vec::new();
-        let mut consumed = plan.after;
-        let mut cut_short = false;
-        let mut schema_events = Vec::new();
-        let schema = match &mut self.opts.schema {
+        let schema = self.schema_for(seg.descriptor().version);
+        let collected = {
+            // Not strict: damage comes as items, so `next` has no error to give.
+            let mut items = std::iter::from_fn(|| {
+                loop {
+                    match reader.next() {
+                        Ok(Some(Item::Entry(e))) => {
+                            let context = Context::of_entry(&e, seg.descriptor(), Some(path.clone()));
+                            return Some(Walked::Entry(BatchEntry { bytes: seg.entry_bytes(&e), context }));
+                        }
+                        Ok(Some(Item::Loss(l))) => return Some(Walked::Loss(l)),
+                        Ok(Some(Item::Section(_))) => continue,
+                        _ => return None,
+                    }
+                }
+            });
+            self.collect(&mut items, plan.after)
+        };
+        let summary = reader.summary().clone();
+        self.buffers = reader.into_buffers();
+        self.open = Some((plan.name, len, seg));
+        Ok(self.finish(plan, &summary, collected, schema))
+    }
+
+    /// The finished segment of `plan`, read whole: kept from the last
+    /// batch, read ahead, or read now. `None`: read it the ordinary way
+    /// (which reports why it cannot be read).
+    fn walked_for(&mut self, plan: &Plan) -> Option<WalkedSegment> {
+        let fits = |w: &WalkedSegment| w.name == plan.name && w.limit == plan.limit && w.after <= plan.after;
+        let path = self.opts.dir.join(plan.name.file_name());
+        let walked = match self.walked.take().filter(fits) {
+            Some(w) => w,
+            None => {
+                let ahead = match self.ahead.take() {
+                    Some((p, handle)) if p.name == plan.name => handle.join().ok().flatten().filter(fits),
+                    other => {
+                        self.ahead = other;
+                        None
+                    }
+                };
+                match ahead {
+                    Some(w) => w,
+                    None => walk_finished(&path, *plan, &self.opts.read)?,
+                }
+            }
+        };
+        // A finished segment does not change; one that did is read anew.
+        (std::fs::metadata(&path).ok()?.len() == walked.len).then_some(walked)
+    }
+
+    /// Starts reading the next finished segment on another thread, if
+    /// there is one and nothing is being read ahead already.
+    fn read_ahead(&mut self, current: i64) {
+        if self.ahead.is_some() {
+            return;
+        }
+        let Some(next) = self.tracker.next_finished_after(current) else { return };
+        let path = self.opts.dir.join(next.name.file_name());
+        let read = self.opts.read.clone();
+        let spawned =
+            std::thread::Builder::new().name("cdc-read-ahead".into()).spawn(move || walk_finished(&path, next, &read));
+        // Without a thread, the segment is read when its turn comes.
+        if let Ok(handle) = spawned {
+            self.ahead = Some((next, handle));
+        }
+    }
+
+    /// The next batch of a segment read whole.
+    fn serve_walked(&mut self, plan: Plan, mut walked: WalkedSegment) -> Option<Batch> {
+        self.read_ahead(plan.name.id);
+        let schema = self.schema_for(walked.version);
+        let after = plan.after;
+        let collected = {
+            let mut items = walked.items.by_ref().filter(|item| match item {
+                Walked::Entry(e) => e.context.position > after,
+                Walked::Loss(l) => l.end > after,
+            });
+            self.collect(&mut items, after)
+        };
+        let summary = std::mem::take(&mut walked.summary);
+        let cut_short = collected.cut_short;
+        let batch = self.finish(plan, &summary, collected, schema);
+        if cut_short {
+            walked.summary = summary;
+            self.walked = Some(walked);
+        }
+        batch
+    }
+
+    /// The schema to decode with (with the schema from the log, the
+    /// tracker is made on the first segment read, for its release).
+    fn schema_for(&mut self, descriptor_version: i32) -> Arc<Schema> {
+        match &mut self.opts.schema {
             SchemaSource::Fixed(s) => s.clone(),
             SchemaSource::Log { bootstrap, tracker } => {
                 let t = tracker.get_or_insert_with(|| {
                     // Segment::open accepts only the descriptors of 3.0 to 5.0.
-                    let release =
-                        Release::from_descriptor_version(seg.descriptor().version).unwrap_or(Release::Cassandra4);
+                    let release = Release::from_descriptor_version(descriptor_version).unwrap_or(Release::Cassandra4);
                     Box::new(match bootstrap {
                         Some(b) => SchemaTracker::with_bootstrap(release, b),
                         None => SchemaTracker::new(release),
@@ -660,34 +843,45 @@ impl Watcher {
                 });
                 t.schema().clone()
             }
+        }
+    }
+
+    /// Takes entries and losses (those after `after`) until the batch is
+    /// full or a schema change ends it.
+    fn collect(&mut self, items: &mut dyn Iterator<Item = Walked>, after: u64) -> Collected {
+        let mut c = Collected {
+            entries: Vec::new(),
+            losses: Vec::new(),
+            consumed: after,
+            cut_short: false,
+            schema_events: Vec::new(),
         };
-        // Not strict: damage comes as items, so `next` has no error to give.
-        while let Ok(Some(item)) = reader.next() {
+        for item in items {
             match item {
-                Item::Entry(e) => {
-                    let context = Context::of_entry(&e, seg.descriptor(), Some(path.clone()));
-                    consumed = e.position;
-                    let bytes = seg.entry_bytes(&e);
+                Walked::Entry(e) => {
+                    c.consumed = e.context.position;
                     if let SchemaSource::Log { tracker: Some(t), .. } = &mut self.opts.schema {
-                        schema_events = t.observe(&mut self.schema_decoder, &bytes, context.clone());
+                        c.schema_events = t.observe(&mut self.schema_decoder, &e.bytes, e.context.clone());
                     }
-                    entries.push(BatchEntry { bytes, context });
+                    c.entries.push(e);
                     // A schema change ends the batch: its entries share one schema.
-                    if entries.len() >= self.opts.max_batch || !schema_events.is_empty() {
-                        cut_short = true;
+                    if c.entries.len() >= self.opts.max_batch || !c.schema_events.is_empty() {
+                        c.cut_short = true;
                         break;
                     }
                 }
-                Item::Loss(l) => {
-                    consumed = consumed.max(l.end);
-                    losses.push(l);
+                Walked::Loss(l) => {
+                    c.consumed = c.consumed.max(l.end);
+                    c.losses.push(l);
                 }
-                Item::Section(_) => {}
             }
         }
-        let summary = reader.summary().clone();
-        self.buffers = reader.into_buffers();
-        self.open = Some((plan.name, len, seg));
+        c
+    }
+
+    /// Records what a read found and makes its batch.
+    fn finish(&mut self, plan: Plan, summary: &Summary, c: Collected, schema: Arc<Schema>) -> Option<Batch> {
+        let Collected { entries, losses, mut consumed, cut_short, schema_events } = c;
         let mut broken_at = None;
         if !cut_short {
             consumed = consumed.max(summary.end.min(plan.limit));
@@ -709,7 +903,7 @@ impl Watcher {
         let from = Position { segment_id: plan.name.id, offset: plan.after };
         let to = Position { segment_id: plan.name.id, offset: consumed };
         if entries.is_empty() && losses.is_empty() && !completed {
-            return Ok(None);
+            return None;
         }
         let schema_state = match &self.opts.schema {
             SchemaSource::Log { tracker: Some(t), .. } => {
@@ -723,7 +917,7 @@ impl Watcher {
             }
             _ => None,
         };
-        Ok(Some(Batch {
+        Some(Batch {
             segment_id: plan.name.id,
             from,
             to,
@@ -733,7 +927,7 @@ impl Watcher {
             schema_events,
             schema,
             schema_state,
-        }))
+        })
     }
 
     /// A segment that cannot be read (bad header, missing key...): reported,
