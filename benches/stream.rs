@@ -11,21 +11,23 @@
 //! - `{plain,lz4}/copy`: the baseline, a plain copy of the same JSON bytes,
 //!   line by line, into the same kind of buffer.
 //!
-//! Group `catch-up`: the LZ4 capture decoded and written on 1 and 2 threads
-//! with `segment::parallel`, lines handed over in log order.
-//!
 //! Group `catch-up`: the same decode and write through `cdc::CatchUp` on
 //! 1 and 2 threads (a reader thread walks the segments, decoding threads
 //! write batches of lines, the consumer gets them in log order), on both
-//! captures; throughput in JSON bytes.
+//! captures; throughput in JSON bytes. `watcher-*`: the `Watcher` over the
+//! same backlog, batches written with `Batch::map_parallel`: `in-turn`
+//! without read-ahead on one thread (each batch read by a resumed reader),
+//! `ahead-1` and `ahead-2` with finished segments read whole and the next
+//! one read ahead on its own thread, batches written on 1 or 2 threads.
 //!
 //! `cargo bench --bench stream` (needs `../shared/corpus/bench-4.0.0*`).
 
 use std::hint::black_box;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use cassandra_commitlog::cdc::{CatchUp, Job, SchemaSource, Step};
+use cassandra_commitlog::cdc::{CatchUp, Event, Job, SchemaSource, Step, WatchOptions, Watcher};
 use cassandra_commitlog::mutation::{ChangeWriter, Decoder};
 use cassandra_commitlog::schema::Schema;
 use cassandra_commitlog::segment::{ReadBuffers, ReadOptions, SegmentName};
@@ -151,6 +153,33 @@ fn bench(c: &mut Criterion) {
         g.throughput(Throughput::Bytes(run(1)));
         for threads in [1, 2] {
             g.bench_function(format!("{name}/threads-{threads}"), |b| b.iter(|| run(threads)));
+        }
+        // The watcher over the same backlog: batches decoded and written on
+        // `threads` threads (`Batch::map_parallel`), the next finished
+        // segment read ahead on another thread when `threads` > 1.
+        let watch = |threads: usize, read_ahead: bool| {
+            let opts = WatchOptions::new(&dir, schema.clone())
+                .idle_timeout(Some(Duration::ZERO))
+                .use_notify(false)
+                .read_ahead(read_ahead);
+            let mut watcher = Watcher::new(opts).unwrap();
+            let mut bytes = 0u64;
+            while let Some(event) = watcher.next_event().unwrap() {
+                if let Event::Batch(batch) = event {
+                    let chunks = batch.map_parallel(threads, ChangeWriter::new, |w, decoded| {
+                        let mut line = Vec::new();
+                        w.write_line(&mut line, &decoded);
+                        line
+                    });
+                    bytes += chunks.iter().map(|c| black_box(c).len() as u64).sum::<u64>();
+                    watcher.ack(batch.to);
+                }
+            }
+            bytes
+        };
+        g.bench_function(format!("{name}/watcher-in-turn"), |b| b.iter(|| watch(1, false)));
+        for threads in [1, 2] {
+            g.bench_function(format!("{name}/watcher-ahead-{threads}"), |b| b.iter(|| watch(threads, true)));
         }
     }
     g.finish();
