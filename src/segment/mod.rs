@@ -42,7 +42,8 @@ pub use error::{Error, ParamsError};
 pub use name::SegmentName;
 pub use reader::{
     DEFAULT_MAX_SECTION_LEN, ENTRY_OVERHEAD, Entry, Item, KEPT_LOSSES, Keys, Loss, LossKind, MIN_MUTATION_SIZE,
-    ReadBuffers, ReadOptions, SYNC_MARKER_SIZE, Section, SegmentReader, Summary, Tail, TailClass, marker_crc,
+    ReadBuffers, ReadOptions, ResumePoint, SYNC_MARKER_SIZE, Section, SegmentReader, Summary, Tail, TailClass,
+    marker_crc,
 };
 
 use crate::location::Location;

@@ -60,6 +60,7 @@ pub struct ReadOptions {
     keys: Keys,
     limit: Option<u64>,
     after: Option<u64>,
+    resume: Option<ResumePoint>,
     strict: bool,
     max_section_len: u32,
 }
@@ -70,6 +71,7 @@ impl Default for ReadOptions {
             keys: Keys::new(),
             limit: None,
             after: None,
+            resume: None,
             strict: false,
             max_section_len: DEFAULT_MAX_SECTION_LEN,
         }
@@ -106,6 +108,22 @@ impl ReadOptions {
     /// before it are not returned (a resume from a checkpoint).
     pub fn after(mut self, position: u64) -> ReadOptions {
         self.after = Some(position);
+        self
+    }
+
+    /// Starts the walk at a section met by an earlier walk of the same
+    /// segment file, instead of at its first section: what comes before is
+    /// not read again (its entries and losses are not returned, and the
+    /// [`Summary`] counts only what is read). Its logical position is taken
+    /// from the point, so a later walk of a compressed or encrypted segment
+    /// does not decode the earlier sections again to learn it. Meant with
+    /// [`after`](Self::after), to resume a walk cut into batches.
+    ///
+    /// A point that cannot belong to the segment (before its header or past
+    /// its end, or, in a plain segment, a logical position that is not the
+    /// file offset) is ignored: the walk starts at the first section.
+    pub fn resume_from(mut self, point: ResumePoint) -> ReadOptions {
+        self.resume = Some(point);
         self
     }
 
@@ -160,6 +178,22 @@ pub struct Section {
     /// Logical end of the section: where the next marker is, and what a
     /// `_cdc.idx` written after this section says.
     pub end: u64,
+}
+
+/// Where a walk can start again: a section's marker, its logical position
+/// and index (see [`ReadOptions::resume_from`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ResumePoint {
+    file_offset: u64,
+    logical: u64,
+    index: u32,
+}
+
+impl Section {
+    /// The point to start a later walk of the same segment at this section.
+    pub fn resume_point(&self) -> ResumePoint {
+        ResumePoint { file_offset: self.file_offset, logical: self.start, index: self.index }
+    }
 }
 
 /// One intact entry: its mutation bytes, both CRCs checked.
@@ -489,6 +523,24 @@ pub struct ReadBuffers {
     buf: Vec<u8>,
     scratch: Vec<u8>,
     codecs: Codecs,
+    /// The section `buf` holds, decoded.
+    held: Option<HeldSection>,
+}
+
+/// Which section a buffer holds, decoded: a reader resumed at that section
+/// of the same bytes (a batch read after the previous one stopped in it)
+/// takes it instead of decoding it again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct HeldSection {
+    /// The segment bytes (address and length) it was decoded from.
+    data: (usize, usize),
+    id: i64,
+    /// Its marker's file offset, `next` and declared length.
+    pos: usize,
+    next: usize,
+    declared: u64,
+    /// Its decoded length.
+    len: u64,
 }
 
 impl fmt::Debug for ReadBuffers {
@@ -556,6 +608,7 @@ pub struct SegmentReader<'a> {
     buf: Vec<u8>,
     scratch: Vec<u8>,
     codecs: Codecs,
+    held: Option<HeldSection>,
     summary: Summary,
     done: bool,
 }
@@ -586,6 +639,19 @@ impl<'a> SegmentReader<'a> {
             }
         };
         let header_len = descriptor.header_len;
+        let (file_pos, logical, index) = match opts.resume {
+            Some(p)
+                if p.file_offset >= header_len as u64
+                    && p.file_offset <= data.len() as u64
+                    && p.logical >= header_len as u64
+                    // Far below any overflow of the positions computed from it.
+                    && p.logical < 1 << 48
+                    && (!matches!(cipher, Cipher::Plain) || p.logical == p.file_offset) =>
+            {
+                (p.file_offset as usize, p.logical, p.index)
+            }
+            _ => (header_len, header_len as u64, 0),
+        };
         Ok(SegmentReader {
             data,
             id: descriptor.id,
@@ -595,16 +661,17 @@ impl<'a> SegmentReader<'a> {
             after: opts.after,
             strict: opts.strict,
             max_section_len: opts.max_section_len,
-            file_pos: header_len,
-            logical: header_len as u64,
-            index: 0,
+            file_pos,
+            logical,
+            index,
             current: None,
             pending: VecDeque::new(),
             lost: None,
             buf: buffers.buf,
             scratch: buffers.scratch,
             codecs: buffers.codecs,
-            summary: Summary { end: header_len as u64, file_end: header_len as u64, ..Summary::default() },
+            held: buffers.held,
+            summary: Summary { end: logical, file_end: file_pos as u64, ..Summary::default() },
             done: false,
         })
     }
@@ -627,7 +694,7 @@ impl<'a> SegmentReader<'a> {
     /// Consumes the reader, returning its buffers for the next one (see
     /// [`Segment::reader_with`](super::Segment::reader_with)).
     pub fn into_buffers(self) -> ReadBuffers {
-        ReadBuffers { buf: self.buf, scratch: self.scratch, codecs: self.codecs }
+        ReadBuffers { buf: self.buf, scratch: self.scratch, codecs: self.codecs, held: self.held }
     }
 
     /// The next section, entry or loss; `Ok(None)` at the end. Errors only
@@ -1036,7 +1103,13 @@ impl<'a> SegmentReader<'a> {
             // Not yet durable (the payload's own framing agrees).
             return Err(Tail::Limit { logical: self.logical });
         }
-        let mut opened = plausible.then(|| self.open_payload(header, next, declared));
+        let key = HeldSection { data: (data.as_ptr() as usize, file_len), id: self.id, pos, next, declared, len: 0 };
+        let held = self.held.filter(|h| HeldSection { len: 0, ..*h } == key);
+        let mut opened = match held {
+            // Decoded by the reader this one resumes: the same bytes, the same outcome.
+            Some(h) => Some(Opened { len: h.len, result: Ok(Content::Buffered { len: h.len as usize }) }),
+            None => plausible.then(|| self.open_payload(header, next, declared)),
+        };
         let mut end = next;
         let next_valid = plausible && matches!(marker_at(data, self.id, next), Marker::Valid { .. });
         // A payload that decodes at `next` is still doubted when nothing
@@ -1052,7 +1125,13 @@ impl<'a> SegmentReader<'a> {
         // own: at an unconfirmed end only its entry chain is a witness.
         let decoded = opened.as_ref().is_some_and(|o| o.result.is_ok())
             && (confirmed || !noop || chain_reaches(data, header, next));
-        if !decoded || !confirmed {
+        if held.is_none() && decoded && confirmed {
+            // Only an end confirmed where the marker says is remembered.
+            if let Some(Opened { len, result: Ok(Content::Buffered { .. }) }) = &opened {
+                self.held = Some(HeldSection { len: *len, ..key });
+            }
+        }
+        if held.is_none() && (!decoded || !confirmed) {
             let scan_to = if next_valid { next } else { file_len };
             let q = find_marker(data, self.id, header, scan_to);
             let fallback = (q.is_none() && next != file_len).then_some(file_len);
@@ -1176,6 +1255,9 @@ impl<'a> SegmentReader<'a> {
         }
         let payload = &self.data[start..end];
         let n = len as usize;
+        if !matches!(self.cipher, Cipher::Plain) {
+            self.held = None;
+        }
         match &self.cipher {
             Cipher::Plain => Ok(Content::Borrowed { start, end }),
             // Noop sections are the entries themselves: borrow them.
