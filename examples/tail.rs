@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release --example tail -- [--schema FILE.cql] [--schema-from-log] --checkpoint FILE \
 //!     [--cleanup delete|archive:DIR] [--idle-exit SECS] [--key ALIAS=HEX]... \
-//!     [--max-batch N] [--poll-ms MS] [--no-notify] CDC_RAW_DIR
+//!     [--max-batch N] [--poll-ms MS] [--no-notify] [--no-read-ahead] CDC_RAW_DIR
 //! ```
 //!
 //! With `--schema-from-log` the schema comes from the log (`--schema` is
@@ -40,7 +40,7 @@ use serde_json::json;
 fn usage() -> ExitCode {
     eprintln!(
         "usage: tail [--schema FILE.cql] [--schema-from-log] --checkpoint FILE [--cleanup delete|archive:DIR] \
-         [--idle-exit SECS] [--key ALIAS=HEX]... [--max-batch N] [--poll-ms MS] [--no-notify] \
+         [--idle-exit SECS] [--key ALIAS=HEX]... [--max-batch N] [--poll-ms MS] [--no-notify] [--no-read-ahead] \
          [--pause-after-ddl MS] [--threads N] CDC_RAW_DIR"
     );
     ExitCode::from(2)
@@ -57,6 +57,7 @@ fn main() -> ExitCode {
     let mut cleanup = Cleanup::None;
     let mut read = ReadOptions::new();
     let (mut max_batch, mut poll_ms, mut notify, mut from_log) = (1024usize, 100u64, true, false);
+    let mut read_ahead = true;
     let mut pause_after_ddl = Duration::ZERO;
     let mut threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut args = std::env::args().skip(1);
@@ -89,6 +90,7 @@ fn main() -> ExitCode {
                 None => return usage(),
             },
             "--no-notify" => notify = false,
+            "--no-read-ahead" => read_ahead = false,
             "--schema-from-log" => from_log = true,
             "--threads" => match value().and_then(|v| v.parse().ok()).filter(|&n: &usize| n > 0) {
                 Some(n) => threads = n,
@@ -106,7 +108,7 @@ fn main() -> ExitCode {
     if schema.is_none() && !from_log {
         return usage();
     }
-    let knobs = Knobs { max_batch, poll_ms, notify, pause_after_ddl, threads };
+    let knobs = Knobs { max_batch, poll_ms, notify, read_ahead, pause_after_ddl, threads };
     match run(schema, from_log, checkpoint, dir, idle, cleanup, read, knobs) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -121,6 +123,7 @@ struct Knobs {
     max_batch: usize,
     poll_ms: u64,
     notify: bool,
+    read_ahead: bool,
     pause_after_ddl: Duration,
     /// Threads to decode a full batch on (a backlog).
     threads: usize,
@@ -137,7 +140,7 @@ fn run(
     read: ReadOptions,
     knobs: Knobs,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let Knobs { max_batch, poll_ms, notify, pause_after_ddl, threads } = knobs;
+    let Knobs { max_batch, poll_ms, notify, read_ahead, pause_after_ddl, threads } = knobs;
     let schema = match schema_path {
         Some(path) => {
             let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -157,7 +160,8 @@ fn run(
         .idle_timeout(idle)
         .max_batch(max_batch)
         .poll_interval(Duration::from_millis(poll_ms))
-        .use_notify(notify);
+        .use_notify(notify)
+        .read_ahead(read_ahead);
     opts = match cleanup {
         Cleanup::None => opts,
         Cleanup::Delete => opts.cleanup(DeleteFiles),

@@ -624,7 +624,12 @@ fn without_a_hook_finished_segments_are_kept_not_awaiting() {
 /// the CRC of each entry's bytes and its position, its losses and schema
 /// events; every other event as it is.
 fn watch_events(dir: &Path, keys: &Keys, read_ahead: bool, max_batch: usize) -> Vec<String> {
+    watch_events_with(dir, keys, read_ahead, max_batch, 32 << 20)
+}
+
+fn watch_events_with(dir: &Path, keys: &Keys, read_ahead: bool, max_batch: usize, cap: usize) -> Vec<String> {
     let opts = WatchOptions::schema_from_log(dir)
+        .read_ahead_bytes(cap)
         .read_options(cassandra_commitlog::segment::ReadOptions::new().keys(keys.clone()))
         .idle_timeout(Some(Duration::ZERO))
         .use_notify(false)
@@ -701,4 +706,49 @@ fn reading_ahead_gives_the_events_of_reading_in_turn() {
     let with_losses = damaged_events.iter().filter(|e| e.contains("Loss {")).count();
     assert!(with_losses >= 5, "the damaged copy has losses in most segments: {with_losses}");
     assert!(read_ahead_batches > 100);
+}
+
+/// On full 32 MiB LZ4 segments (the benchmark capture), with a copy cap of
+/// 5 MB (under a segment's entries), reading ahead stops at its cap and
+/// goes on from there: the same entries, losses and segment ends as
+/// reading in turn, in the same order.
+#[test]
+fn reading_ahead_full_compressed_segments_goes_on_past_its_copy_cap() {
+    let Some(corpus) = corpus() else { return };
+    let dir = corpus.join("bench-4.0.0-lz4/cdc_raw");
+    // Entries (segment, CRC of the bytes, position), losses and segment
+    // ends in order, and the number of batches that ended short of
+    // `max_batch` inside a segment.
+    let flat = |read_ahead: bool| {
+        let opts = WatchOptions::schema_from_log(&dir)
+            .idle_timeout(Some(Duration::ZERO))
+            .use_notify(false)
+            .read_ahead(read_ahead)
+            .read_ahead_bytes(5_000_000);
+        let mut w = Watcher::new(opts).unwrap();
+        let (mut items, mut short) = (Vec::new(), 0);
+        while let Some(e) = w.next_event().unwrap() {
+            let Event::Batch(b) = e else {
+                items.push(format!("{e:?}"));
+                continue;
+            };
+            w.ack(b.to);
+            for e in &b.entries {
+                items.push(format!("{} {} {}", b.segment_id, crc32fast::hash(&e.bytes), e.context.position));
+            }
+            items.extend(b.losses.iter().map(|l| format!("{l:?}")));
+            if b.completed {
+                items.push(format!("{} completed at {:?}", b.segment_id, b.to));
+            } else if b.len() < 4096 && b.schema_events.is_empty() {
+                short += 1;
+            }
+        }
+        (items, short)
+    };
+    let (ahead, short) = flat(true);
+    let (in_turn, _) = flat(false);
+    assert!(short >= 3, "walks stopped at their cap: {short}");
+    assert_eq!(ahead.len(), in_turn.len());
+    assert!(ahead == in_turn, "same entries, losses and ends");
+    assert_eq!(ahead.iter().filter(|i| i.contains("completed")).count(), 3);
 }

@@ -18,7 +18,9 @@ use bytes::Bytes;
 
 use crate::mutation::{Context, Decoded, Decoder, OwnedMutation};
 use crate::schema::{Release, Schema, SchemaEvent, SchemaTracker, StateError};
-use crate::segment::{self, Item, Loss, ReadBuffers, ReadOptions, Segment, SegmentName, Summary, Tail, TailClass};
+use crate::segment::{
+    self, Item, Loss, ReadBuffers, ReadOptions, ResumePoint, Segment, SegmentName, Summary, Tail, TailClass,
+};
 
 /// How often to read again an idx that seems to have gone backwards.
 const TORN_READ_RETRIES: usize = 5;
@@ -245,6 +247,7 @@ pub struct WatchOptions {
     max_batch: usize,
     use_notify: bool,
     read_ahead: bool,
+    read_ahead_bytes: usize,
     cleanup: Option<Box<dyn CleanupHook>>,
 }
 
@@ -293,6 +296,7 @@ impl WatchOptions {
             max_batch: 4096,
             use_notify: cfg!(feature = "watch"),
             read_ahead: true,
+            read_ahead_bytes: DEFAULT_READ_AHEAD_BYTES,
             cleanup: None,
         }
     }
@@ -339,24 +343,34 @@ impl WatchOptions {
 
     /// Read finished segments whole, and ahead (on by default).
     ///
-    /// On: a finished segment (`COMPLETED` in its idx) is read once, whole,
-    /// and served in batches; while another finished segment waits behind
-    /// it (a backlog), that one is read on another thread (sections
-    /// decompressed or decrypted, CRCs checked) while the consumer works on
-    /// the current one. At most two finished segments are held in memory:
-    /// the one being served and the one read ahead (for a plain segment its
-    /// entries are views of the map; for a compressed or encrypted one,
-    /// copies: up to its decompressed size).
+    /// On: a finished segment (`COMPLETED` in its idx) is read once, whole
+    /// (up to [`read_ahead_bytes`](Self::read_ahead_bytes) of copied
+    /// entries), and served in batches; while another finished segment
+    /// waits behind it (a backlog), that one is read on another thread
+    /// (sections decompressed or decrypted, CRCs checked) while the
+    /// consumer works on the current one. At most two finished segments
+    /// are held in memory: the one being served and the one read ahead (a
+    /// plain segment's entries are views of the map; a compressed or
+    /// encrypted one's are copies, up to `read_ahead_bytes` each).
     ///
-    /// Off: each batch is read from the file by a reader resumed at its
-    /// position, and memory is one batch. For a compressed or encrypted
-    /// segment that decodes its earlier sections again for every batch
-    /// (positions are proven by decoding, see the README's damage
-    /// section), so a backlog of them is read several times slower.
+    /// Off: each batch is read from the file by a reader resumed at the
+    /// section the previous batch stopped in (that section's decoded bytes
+    /// are reused, not decoded again), on the consumer's thread, and memory
+    /// is one batch and one section.
     ///
     /// The batches are the same, entry for entry, either way.
     pub fn read_ahead(mut self, on: bool) -> Self {
         self.read_ahead = on;
+        self
+    }
+
+    /// With [`read_ahead`](Self::read_ahead): the most bytes of entries a
+    /// whole-segment read copies out of compressed or encrypted sections
+    /// (default 16 MiB, half a full segment's entries); past it the segment
+    /// goes on being read batch by batch. Plain segments' entries are views
+    /// of the map and count nothing.
+    pub fn read_ahead_bytes(mut self, bytes: usize) -> Self {
+        self.read_ahead_bytes = bytes.max(1);
         self
     }
 
@@ -416,8 +430,21 @@ pub struct Watcher {
     /// A finished segment read whole, served in batches.
     walked: Option<WalkedSegment>,
     /// The next finished segment, being read on another thread.
-    ahead: Option<(Plan, std::thread::JoinHandle<Option<WalkedSegment>>)>,
+    ahead: Option<(Plan, ReadingAhead)>,
+    /// The section buffers of the read-ahead thread, kept between segments.
+    ahead_buffers: ReadBuffers,
+    /// Where the last read of a segment stopped: the section to resume at
+    /// (and its logical start), so that the next read does not decode the
+    /// earlier sections again.
+    resume: Option<(SegmentName, ResumePoint, u64)>,
 }
+
+/// The most bytes of entries a walk copies out of compressed or encrypted
+/// sections before it stops, by default (the rest is read batch by batch).
+const DEFAULT_READ_AHEAD_BYTES: usize = 16 << 20;
+
+/// The read-ahead thread: the segment it read, and its buffers back.
+type ReadingAhead = std::thread::JoinHandle<(Option<WalkedSegment>, ReadBuffers)>;
 
 /// One item of a walk, owned.
 enum Walked {
@@ -435,39 +462,77 @@ struct WalkedSegment {
     version: i32,
     items: std::vec::IntoIter<Walked>,
     summary: Summary,
+    /// The walk stopped at the copy cap: where to resume (the section of
+    /// its last item, and that section's logical start).
+    partial: Option<(ResumePoint, u64)>,
 }
 
 /// Reads a finished segment whole; `None` when it cannot be opened or read
 /// at all (the watcher then reads it itself, and reports why).
-fn walk_finished(path: &Path, plan: Plan, read: &ReadOptions) -> Option<WalkedSegment> {
+fn walk_finished(
+    path: &Path,
+    plan: Plan,
+    read: &ReadOptions,
+    resume: Option<ResumePoint>,
+    cap: usize,
+    buffers: &mut ReadBuffers,
+) -> Option<WalkedSegment> {
     let len = std::fs::metadata(path).ok()?.len();
     let seg = Segment::open(path).ok()?;
-    let opts = read.clone().strict(false).limit(plan.limit).after(plan.after);
+    let mut opts = read.clone().strict(false).limit(plan.limit).after(plan.after);
+    if let Some(point) = resume {
+        opts = opts.resume_from(point);
+    }
     let file: Arc<Path> = Arc::from(path);
-    let mut reader = seg.reader(&opts).ok()?;
-    let mut items = Vec::new();
+    let mut reader = seg.reader_with(&opts, std::mem::take(buffers)).ok()?;
+    let (mut items, mut copied, mut section, mut partial) = (Vec::new(), 0usize, None, None);
+    // Entries copied out of a decoded section go into one buffer per
+    // section, then become views of it: one allocation a section, not one
+    // an entry (freed by another thread, many small ones cost more).
+    let (mut buf, mut pending) = (Vec::new(), Vec::new());
+    let plain = matches!(seg.descriptor().format, segment::SectionFormat::Plain);
+    let flush = |buf: &mut Vec<u8>, pending: &mut Vec<(std::ops::Range<usize>, Context)>, items: &mut Vec<Walked>| {
+        let bytes = Bytes::from(std::mem::take(buf));
+        items
+            .extend(pending.drain(..).map(|(r, context)| Walked::Entry(BatchEntry { bytes: bytes.slice(r), context })));
+    };
     // Not strict: damage comes as items, so `next` has no error to give.
     while let Ok(Some(item)) = reader.next() {
         match item {
             Item::Entry(e) => {
                 let context = Context::of_entry(&e, seg.descriptor(), Some(file.clone()));
-                items.push(Walked::Entry(BatchEntry { bytes: seg.entry_bytes(&e), context }));
+                if e.file_offset.is_some() {
+                    items.push(Walked::Entry(BatchEntry { bytes: seg.entry_bytes(&e), context }));
+                    continue;
+                }
+                copied += e.mutation.len();
+                pending.push((buf.len()..buf.len() + e.mutation.len(), context));
+                buf.extend_from_slice(e.mutation);
+                if copied >= cap {
+                    partial = section.map(|s: segment::Section| (s.resume_point(), s.start));
+                    break;
+                }
             }
-            Item::Loss(l) => items.push(Walked::Loss(l)),
-            Item::Section(_) => {}
+            Item::Loss(l) => {
+                flush(&mut buf, &mut pending, &mut items);
+                items.push(Walked::Loss(l));
+            }
+            Item::Section(s) => {
+                flush(&mut buf, &mut pending, &mut items);
+                if !plain {
+                    // Entries take at most the section's decoded length.
+                    buf.reserve_exact((s.end - s.content_start).min(cap as u64) as usize);
+                }
+                section = Some(s);
+            }
         }
     }
-    let summary = reader.into_summary();
+    flush(&mut buf, &mut pending, &mut items);
+    let summary = reader.summary().clone();
+    *buffers = reader.into_buffers();
     let version = seg.descriptor().version;
-    Some(WalkedSegment {
-        name: plan.name,
-        len,
-        limit: plan.limit,
-        after: plan.after,
-        version,
-        items: items.into_iter(),
-        summary,
-    })
+    let items = items.into_iter();
+    Some(WalkedSegment { name: plan.name, len, limit: plan.limit, after: plan.after, version, items, summary, partial })
 }
 
 /// What one read collected.
@@ -555,6 +620,8 @@ impl Watcher {
             snapshot: None,
             walked: None,
             ahead: None,
+            ahead_buffers: ReadBuffers::default(),
+            resume: None,
             opts,
         })
     }
@@ -729,7 +796,10 @@ impl Watcher {
                 return Ok(None);
             }
         };
-        let opts = self.opts.read.clone().strict(false).limit(plan.limit).after(plan.after);
+        let mut opts = self.opts.read.clone().strict(false).limit(plan.limit).after(plan.after);
+        if let Some(point) = self.resume_point(&plan) {
+            opts = opts.resume_from(point);
+        }
         let path: Arc<Path> = Arc::from(path.as_path());
         let mut reader = match seg.reader_with(&opts, std::mem::take(&mut self.buffers)) {
             Ok(r) => r,
@@ -739,6 +809,7 @@ impl Watcher {
             }
         };
         let schema = self.schema_for(seg.descriptor().version);
+        let mut last_section = None;
         let collected = {
             // Not strict: damage comes as items, so `next` has no error to give.
             let mut items = std::iter::from_fn(|| {
@@ -749,13 +820,18 @@ impl Watcher {
                             return Some(Walked::Entry(BatchEntry { bytes: seg.entry_bytes(&e), context }));
                         }
                         Ok(Some(Item::Loss(l))) => return Some(Walked::Loss(l)),
-                        Ok(Some(Item::Section(_))) => continue,
+                        Ok(Some(Item::Section(s))) => last_section = Some(s),
                         _ => return None,
                     }
                 }
             });
             self.collect(&mut items, plan.after)
         };
+        // The next read of this segment starts at the section this one
+        // stopped in (the bytes below the idx offset do not change).
+        if let Some(s) = last_section {
+            self.resume = Some((plan.name, s.resume_point(), s.start));
+        }
         let summary = reader.summary().clone();
         self.buffers = reader.into_buffers();
         self.open = Some((plan.name, len, seg));
@@ -772,7 +848,13 @@ impl Watcher {
             Some(w) => w,
             None => {
                 let ahead = match self.ahead.take() {
-                    Some((p, handle)) if p.name == plan.name => handle.join().ok().flatten().filter(fits),
+                    Some((p, handle)) if p.name == plan.name => match handle.join() {
+                        Ok((walked, buffers)) => {
+                            self.ahead_buffers = buffers;
+                            walked.filter(fits)
+                        }
+                        Err(_) => None,
+                    },
                     other => {
                         self.ahead = other;
                         None
@@ -780,7 +862,10 @@ impl Watcher {
                 };
                 match ahead {
                     Some(w) => w,
-                    None => walk_finished(&path, *plan, &self.opts.read)?,
+                    None => {
+                        let (read, resume) = (self.opts.read.clone(), self.resume_point(plan));
+                        walk_finished(&path, *plan, &read, resume, self.opts.read_ahead_bytes, &mut self.buffers)?
+                    }
                 }
             }
         };
@@ -796,9 +881,12 @@ impl Watcher {
         }
         let Some(next) = self.tracker.next_finished_after(current) else { return };
         let path = self.opts.dir.join(next.name.file_name());
-        let read = self.opts.read.clone();
-        let spawned =
-            std::thread::Builder::new().name("cdc-read-ahead".into()).spawn(move || walk_finished(&path, next, &read));
+        let (read, cap) = (self.opts.read.clone(), self.opts.read_ahead_bytes);
+        let mut buffers = std::mem::take(&mut self.ahead_buffers);
+        let spawned = std::thread::Builder::new().name("cdc-read-ahead".into()).spawn(move || {
+            let walked = walk_finished(&path, next, &read, None, cap, &mut buffers);
+            (walked, buffers)
+        });
         // Without a thread, the segment is read when its turn comes.
         if let Ok(handle) = spawned {
             self.ahead = Some((next, handle));
@@ -817,14 +905,32 @@ impl Watcher {
             });
             self.collect(&mut items, after)
         };
+        let mut collected = collected;
+        let mut keep = collected.cut_short;
+        if walked.items.len() == 0
+            && let Some((point, start)) = walked.partial
+        {
+            // The walk stopped at its copy cap: the rest is read from there.
+            collected.cut_short = true;
+            keep = false;
+            self.resume = Some((plan.name, point, start));
+        }
         let summary = std::mem::take(&mut walked.summary);
-        let cut_short = collected.cut_short;
         let batch = self.finish(plan, &summary, collected, schema);
-        if cut_short {
+        if keep {
             walked.summary = summary;
             self.walked = Some(walked);
         }
         batch
+    }
+
+    /// Where to resume reading `plan`'s segment, if a read of it stopped
+    /// at or before `plan.after`.
+    fn resume_point(&self, plan: &Plan) -> Option<ResumePoint> {
+        match self.resume {
+            Some((name, point, start)) if name == plan.name && start <= plan.after => Some(point),
+            _ => None,
+        }
     }
 
     /// The schema to decode with (with the schema from the log, the
