@@ -93,6 +93,44 @@ pub fn sections(data: &[u8]) {
         opts = opts.after(header + rest.len() as u64 / 3);
     }
     walk(&bytes, &opts);
+    if pick & 0x80 != 0 && pick & 0x10 == 0 {
+        resumed(&bytes, &opts);
+    }
+}
+
+/// A walk resumed at a section of an earlier walk (with that walk's
+/// buffers, so that a section they hold is taken as decoded) returns the
+/// earlier walk's entries after the resume position, and ends where it
+/// ended. Tried at the middle and at the last section met.
+fn resumed(data: &[u8], opts: &ReadOptions) {
+    let Ok(seg) = Segment::from_data(data) else { return };
+    let Ok(mut reader) = seg.reader(opts) else { return };
+    let (mut sections, mut entries) = (Vec::new(), Vec::new());
+    while let Ok(Some(item)) = reader.next() {
+        match item {
+            Item::Section(s) => sections.push(s),
+            Item::Entry(e) => entries.push((e.position, e.mutation.to_vec())),
+            Item::Loss(_) => {}
+        }
+    }
+    let (end, tail) = (reader.summary().end, reader.summary().tail);
+    let mut buffers = reader.into_buffers();
+    for s in [sections.get(sections.len() / 2), sections.last()].into_iter().flatten() {
+        let after = opts.resume_after().unwrap_or(0).max(s.start);
+        let Ok(mut r) = seg.reader_with(&opts.clone().after(after).resume_from(s.resume_point()), buffers) else {
+            return;
+        };
+        let mut got = Vec::new();
+        while let Ok(Some(item)) = r.next() {
+            if let Item::Entry(e) = item {
+                got.push((e.position, e.mutation.to_vec()));
+            }
+        }
+        let want: Vec<_> = entries.iter().filter(|(p, _)| *p > after).cloned().collect();
+        assert_eq!(got, want, "resumed at {s:?} after {after}");
+        assert_eq!((r.summary().end, r.summary().tail), (end, tail), "resumed at {s:?}");
+        buffers = r.into_buffers();
+    }
 }
 
 use std::sync::OnceLock;
