@@ -789,6 +789,11 @@ impl<'a> SegmentReader<'a> {
         if self.strict {
             self.done = true;
             self.current = None;
+            if let LossKind::CorruptMarker { .. } = loss.kind {
+                // The walk stops before the gap it would have skipped.
+                self.summary.end = loss.start;
+                self.summary.file_end = loss.file_offset.unwrap_or(self.summary.file_end);
+            }
             return Err(Error::Corrupt { loc: loss.location(self.file.clone()), kind: loss.kind });
         }
         self.summary.lost_bytes += loss.end - loss.start;
