@@ -1049,6 +1049,10 @@ impl<'a> SegmentReader<'a> {
         // Logical positions of a plain segment are file offsets.
         let bound = self.limit.map_or(file_len, |l| l.min(file_len as u64) as usize);
         let content = pos + SYNC_MARKER_SIZE;
+        if content > bound {
+            // The marker itself is not below the read limit (not durable yet).
+            return Err(Tail::Limit { logical: self.logical });
+        }
         let confirmed = next >= content
             && next <= bound
             // With no room for a marker at `next`, its entries must reach it
@@ -1484,7 +1488,7 @@ fn plain_end(data: &[u8], id: i64, content: usize, next: usize, bound: usize) ->
         if c >= bound {
             // The walk reached the bound: it is the end unless `next` says
             // the section goes on past it (torn, or not yet durable).
-            return (next <= bound).then_some(c.min(bound));
+            return (next <= bound && bound >= content).then_some(c.min(bound));
         }
         let Some(head) = data.get(c..c + 8).filter(|_| c + 8 <= bound) else {
             // Too few bytes to tell padding from a torn entry.
