@@ -842,7 +842,11 @@ impl<'a> SegmentReader<'a> {
         let start = section.content_start + off as u64;
         let file_offset = (!buffered).then_some((base + off) as u64);
         let mut end_off = len;
+        // In strict mode this loss is the error that ends the walk: nothing
+        // after it is repaired, so the section keeps the end it was
+        // reported with.
         if matches!(self.cipher, Cipher::Plain)
+            && !self.strict
             && let Some(q) = find_marker(self.data, self.id, base + off, base + len)
         {
             end_off = q - base;
