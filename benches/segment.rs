@@ -15,6 +15,8 @@
 //!   mutation against the capture's schema, touching every value: partition
 //!   keys, clustering values, every cell value and path, decoded and checked
 //!   (system-table mutations, which have no schema here, are skipped by id).
+//! - `plain/decode-digest`, `lz4/decode-digest`: the decode plus the
+//!   content digest of every partition update (`PartitionUpdate::digest`).
 //! - `plain/decode-schema-from-log`, `lz4/decode-schema-from-log`: the same
 //!   decode through a `SchemaTracker` (started from the capture's schema:
 //!   these captures hold no DDL), which looks at every entry's first table
@@ -91,6 +93,21 @@ fn decode(segs: &[Segment], schema: &Schema, decoder: &mut Decoder, buffers: &mu
         if let Ok(m) = decoder.decode(bytes, schema, ctx) {
             mutations += 1;
             cells += touch(&m);
+        }
+    });
+    (mutations, cells)
+}
+
+/// The decode, plus the content digest of every partition update.
+fn decode_digest(segs: &[Segment], schema: &Schema, decoder: &mut Decoder, buffers: &mut ReadBuffers) -> (u64, u64) {
+    let (mut mutations, mut cells) = (0, 0);
+    each_entry(segs, buffers, |bytes, ctx| {
+        if let Ok(m) = decoder.decode(bytes, schema, ctx) {
+            mutations += 1;
+            cells += touch(&m);
+            for u in m.updates() {
+                black_box(u.digest());
+            }
         }
     });
     (mutations, cells)
@@ -194,6 +211,9 @@ fn bench(c: &mut Criterion) {
         g.throughput(Throughput::Bytes(bytes));
         g.bench_function(format!("{name}/decode"), |b| {
             b.iter(|| black_box(decode(segs, schema, &mut decoder, &mut buffers)))
+        });
+        g.bench_function(format!("{name}/decode-digest"), |b| {
+            b.iter(|| black_box(decode_digest(segs, schema, &mut decoder, &mut buffers)))
         });
         let mut tracker = SchemaTracker::with_bootstrap(Release::Cassandra4, schema);
         // Every entry decodes, Cassandra's own tables included.

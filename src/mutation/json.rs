@@ -238,9 +238,10 @@ impl Serialize for RtJson<'_> {
 impl Serialize for PartitionUpdate<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let t = self.table();
-        let mut map = s.serialize_map(Some(6))?;
+        let mut map = s.serialize_map(Some(7))?;
         map.serialize_entry("table", &t.name)?;
         map.serialize_entry("table_id", &self.table_id().hyphenated().to_string())?;
+        map.serialize_entry("digest", &self.digest())?;
         match self.partition_key().collect::<Result<Vec<_>, _>>() {
             Ok(key) => {
                 let named = || key.iter().map(|&(c, v)| (c, Some((Ok(v), &[][..]))));

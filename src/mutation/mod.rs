@@ -5,6 +5,7 @@
 
 mod change;
 mod decode;
+mod digest;
 mod error;
 mod json;
 mod owned;
@@ -16,6 +17,7 @@ pub use change::{Change, ChangeKind, CollectionKind, Element, FieldName, Merged,
 pub use decode::{
     Context, DELETION_TIME_EPOCH, Decoded, Decoder, DeletionTime, Liveness, TIMESTAMP_EPOCH, Undecodable,
 };
+pub use digest::Digest;
 pub use error::{DecodeError, MutationError};
 pub use owned::OwnedMutation;
 pub use view::{

@@ -68,6 +68,13 @@ impl OwnedMutation {
     pub fn schema(&self) -> &Arc<Schema> {
         &self.schema
     }
+
+    /// The content digest of each decoded partition update, in order
+    /// ([`PartitionUpdate::digest`](super::PartitionUpdate::digest)): the
+    /// key to drop the copies other replicas logged of the same write.
+    pub fn digests(&self) -> impl ExactSizeIterator<Item = super::Digest> + '_ {
+        self.view().updates().map(|u| u.digest())
+    }
 }
 
 impl Serialize for OwnedMutation {

@@ -8,6 +8,7 @@ use super::decode::{
     CELL_HAS_EMPTY_VALUE, CELL_IS_DELETED, CELL_IS_EXPIRING, CellRec, ColRec, Context, DeletionTime, Liveness,
     MarkerRec, Records, RowRec, RtRec, UpdateRec, column_type,
 };
+use super::digest::Digest;
 use crate::schema::{Column, ColumnRef, CqlType, Schema, Table, UserType};
 use crate::value::{CounterContext, Value, ValueError};
 
@@ -70,7 +71,7 @@ impl<'d> Mutation<'d> {
     }
 
     /// The partition updates (one per table).
-    pub fn updates(&self) -> impl ExactSizeIterator<Item = PartitionUpdate<'d>> + 'd {
+    pub fn updates(&self) -> impl ExactSizeIterator<Item = PartitionUpdate<'d>> + use<'d> {
         let m = *self;
         self.rec.updates.iter().map(move |rec| PartitionUpdate { m, rec })
     }
@@ -131,6 +132,14 @@ impl<'d> PartitionUpdate<'d> {
     pub fn markers(&self) -> impl ExactSizeIterator<Item = Marker<'d>> + 'd {
         let (m, table) = (self.m, self.table());
         self.m.rec.markers[self.rec.markers.idx()].iter().map(move |rec| Marker { m, rec, table })
+    }
+
+    /// The content digest: the same on every replica that logged this
+    /// write, whatever the segment, position, codec or encryption; another
+    /// for any other content (see [`Digest`] for what it covers, and what
+    /// it means for counters).
+    pub fn digest(&self) -> Digest {
+        super::digest::digest(self)
     }
 
     /// The range tombstones, in clustering order.
@@ -362,6 +371,10 @@ pub struct Cell<'d> {
 }
 
 impl<'d> Cell<'d> {
+    pub(crate) fn rec(&self) -> &'d CellRec {
+        self.rec
+    }
+
     /// The column the cell belongs to.
     pub fn column(&self) -> ColumnData<'d> {
         self.col

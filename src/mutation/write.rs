@@ -126,7 +126,9 @@ impl ChangeWriter {
         string(out, &u.table().name);
         out.extend_from_slice(b",\"table_id\":");
         uuid(out, &u.table_id());
-        out.extend_from_slice(b",\"partition_key\":");
+        out.extend_from_slice(b",\"digest\":\"");
+        u.digest().write_hex(out);
+        out.extend_from_slice(b"\",\"partition_key\":");
         // Written as it goes; a component that does not decode replaces the
         // whole key with its invalid form, as the serde path does.
         let at = out.len();

@@ -1,0 +1,245 @@
+//! A digest of a partition update's logged content, the same on every
+//! replica that logged the same write.
+//!
+//! With replication factor 3 every write reaches the `cdc_raw` of three
+//! nodes. Each replica deserializes the mutation it received and writes it
+//! to its own commit log again (`Mutation.serializer` at the messaging
+//! version). Within one release those bytes are the same on every replica
+//! (the header names its columns and keeps the sender's encoding stats),
+//! but during an upgrade replicas of two releases log the same write in two
+//! encodings (5.0 writes deletion times unsigned, 3.0 and 4.0 signed). So
+//! the digest is not taken over the bytes as written but over the content
+//! they encode, in a fixed canonical form:
+//!
+//! table id; partition key; partition deletion; then each row in logged
+//! order (static first): clustering values, primary-key liveness, row
+//! deletion, and each column by name with its complex deletion and cells
+//! (tombstone and expiry flags, timestamp, local deletion time, TTL, path,
+//! value); then each range tombstone (bounds, inclusiveness, deletion).
+//! Every field is fixed-width big-endian or length-prefixed, every optional
+//! one tagged, so two different updates cannot give the same input. The
+//! hash is XXH3-128 (`xxhash-rust`): fast, not cryptographic; a digest
+//! tells copies apart, it does not authenticate them.
+//!
+//! Never part of it: the segment id, the position, the section codec,
+//! encryption, the schema's view of the data (a cell's `dropped` flag).
+//!
+//! **Counters.** A counter write is applied first on a leader replica
+//! (`CounterMutation.applyCounterMutation`), which reads its current shard,
+//! writes a global shard `(its counter id, clock, new count)` in place of the
+//! client's delta, logs that mutation and sends the same result to the
+//! other replicas, which log it as received. So the copies of one increment
+//! share a digest; two increments of the same delta are different writes
+//! (another clock, another count) and differ.
+
+use std::fmt;
+
+use xxhash_rust::xxh3::Xxh3;
+
+use super::decode::{CELL_IS_DELETED, CELL_IS_EXPIRING, DeletionTime};
+use super::view::{Bound, PartitionUpdate};
+
+/// The 128-bit content digest of a partition update
+/// ([`PartitionUpdate::digest`]); displays as 32 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest(pub [u8; 16]);
+
+impl Digest {
+    /// The 32 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        self.to_string()
+    }
+
+    /// Appends the 32 lowercase hex digits to `out`.
+    pub(crate) fn write_hex(&self, out: &mut Vec<u8>) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for b in self.0 {
+            out.push(HEX[(b >> 4) as usize]);
+            out.push(HEX[(b & 15) as usize]);
+        }
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({self})")
+    }
+}
+
+impl serde::Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut out = Vec::with_capacity(32);
+        self.write_hex(&mut out);
+        s.serialize_str(std::str::from_utf8(&out).expect("hex is ASCII"))
+    }
+}
+
+/// Feeds the canonical form to the hash, small fields gathered in a local
+/// buffer so the hasher sees few calls.
+struct Canon {
+    hash: Xxh3,
+    buf: [u8; 128],
+    len: usize,
+}
+
+impl Canon {
+    fn new() -> Canon {
+        Canon { hash: Xxh3::new(), buf: [0; 128], len: 0 }
+    }
+
+    #[inline]
+    fn small(&mut self, b: &[u8]) {
+        if self.len + b.len() > self.buf.len() {
+            self.flush();
+        }
+        self.buf[self.len..self.len + b.len()].copy_from_slice(b);
+        self.len += b.len();
+    }
+
+    fn flush(&mut self) {
+        self.hash.update(&self.buf[..self.len]);
+        self.len = 0;
+    }
+
+    #[inline]
+    fn u8(&mut self, v: u8) {
+        self.small(&[v]);
+    }
+
+    #[inline]
+    fn u32(&mut self, v: u32) {
+        self.small(&v.to_be_bytes());
+    }
+
+    #[inline]
+    fn i64(&mut self, v: i64) {
+        self.small(&v.to_be_bytes());
+    }
+
+    /// A length-prefixed byte string.
+    #[inline]
+    fn bytes(&mut self, b: &[u8]) {
+        self.u32(b.len() as u32);
+        if b.len() <= 64 {
+            self.small(b);
+        } else {
+            self.flush();
+            self.hash.update(b);
+        }
+    }
+
+    fn deletion(&mut self, d: Option<DeletionTime>) {
+        match d {
+            None => self.u8(0),
+            Some(d) => {
+                self.u8(1);
+                self.i64(d.timestamp);
+                self.i64(d.local_deletion_time);
+            }
+        }
+    }
+
+    fn values<'a>(&mut self, values: impl ExactSizeIterator<Item = Option<&'a [u8]>>) {
+        self.u32(values.len() as u32);
+        for v in values {
+            match v {
+                None => self.u8(0),
+                Some(v) => {
+                    self.u8(1);
+                    self.bytes(v);
+                }
+            }
+        }
+    }
+
+    fn bound(&mut self, b: &Bound<'_>) {
+        self.values(b.clustering_bytes());
+        self.u8(b.inclusive() as u8);
+    }
+
+    fn finish(mut self) -> Digest {
+        self.flush();
+        Digest(self.hash.digest128().to_be_bytes())
+    }
+}
+
+pub(crate) fn digest(u: &PartitionUpdate<'_>) -> Digest {
+    let mut c = Canon::new();
+    c.small(u.table_id().as_bytes());
+    c.bytes(u.partition_key_bytes());
+    c.deletion(u.partition_deletion());
+    let rows = u.all_rows();
+    c.u32(rows.len() as u32);
+    for r in rows {
+        c.u8(r.is_static() as u8);
+        c.values(r.clustering_bytes());
+        match r.liveness() {
+            None => c.u8(0),
+            Some(l) => {
+                c.u8(1);
+                c.i64(l.timestamp);
+                match l.expiry {
+                    None => c.u8(0),
+                    Some((ttl, at)) => {
+                        c.u8(1);
+                        c.u32(ttl as u32);
+                        c.i64(at);
+                    }
+                }
+            }
+        }
+        match r.deletion() {
+            None => c.u8(0),
+            Some(d) => {
+                c.u8(1 + d.shadowable as u8);
+                c.i64(d.time.timestamp);
+                c.i64(d.time.local_deletion_time);
+            }
+        }
+        let cols = r.columns();
+        c.u32(cols.len() as u32);
+        for col in cols {
+            c.bytes(col.name().as_bytes());
+            c.u8(col.is_complex() as u8);
+            if col.is_complex() {
+                c.deletion(col.complex_deletion());
+            }
+            let cells = col.cells();
+            c.u32(cells.len() as u32);
+            for cell in cells {
+                let rec = cell.rec();
+                let deleted = rec.flags & CELL_IS_DELETED != 0;
+                let expiring = rec.flags & CELL_IS_EXPIRING != 0 && !deleted;
+                c.u8(deleted as u8 | (expiring as u8) << 1);
+                c.i64(rec.timestamp);
+                if deleted || expiring {
+                    c.i64(rec.ldt);
+                }
+                if expiring {
+                    c.u32(rec.ttl as u32);
+                }
+                if let Some(p) = cell.path_bytes() {
+                    c.bytes(p);
+                }
+                c.bytes(cell.value_bytes());
+            }
+        }
+    }
+    let rts = u.range_tombstones();
+    c.u32(rts.len() as u32);
+    for rt in rts {
+        c.bound(&rt.start());
+        c.bound(&rt.end());
+        c.deletion(rt.deletion());
+    }
+    c.finish()
+}
