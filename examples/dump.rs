@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --example dump -- [--schema FILE.cql] [--schema-from-log] [--key ALIAS=HEX]... [--cdc] \
-//!     [--threads N] PATH...
+//!     [--threads N] [--format native|debezium] [--cluster NAME] PATH...
 //! ```
 //!
 //! With `--schema-from-log` the schema comes from the log itself: Cassandra's
@@ -12,6 +12,13 @@
 //! logs whose DDL is gone). Schema changes and truncations are printed as
 //! lines of their own (`"schema_change"`, `"truncate"`), right after the
 //! entry that made them.
+//!
+//! `--format debezium` prints one line per row change instead,
+//! `{"key": PARTITION_KEY, "value": ENVELOPE}`, in the Debezium-compatible
+//! envelope (`op` c/u/d, `t` for a truncation; see the README, "Shipping to
+//! Kafka"), `--cluster` naming the cluster in `source` (default
+//! `cassandra`). Entries that do not decode and schema changes stay lines
+//! of the native format.
 //!
 //! Segments are decoded on `--threads` threads (default: the machine's
 //! cores), the output in exactly the order one thread gives.
@@ -32,11 +39,15 @@ use std::sync::Arc;
 
 use cassandra_commitlog::cdc::{CatchUp, IdxState, Job, SchemaSource, Step, read_cdc_index};
 use cassandra_commitlog::mutation::ChangeWriter;
-use cassandra_commitlog::schema::Schema;
+use cassandra_commitlog::mutation::debezium::Envelope;
+use cassandra_commitlog::schema::{Schema, SchemaEvent};
 use cassandra_commitlog::segment::{ReadOptions, SegmentName};
 
 fn usage() -> ExitCode {
-    eprintln!("usage: dump [--schema FILE.cql] [--schema-from-log] [--key ALIAS=HEX]... [--cdc] [--threads N] PATH...");
+    eprintln!(
+        "usage: dump [--schema FILE.cql] [--schema-from-log] [--key ALIAS=HEX]... [--cdc] [--threads N] \\
+         [--format native|debezium] [--cluster NAME] PATH..."
+    );
     ExitCode::from(2)
 }
 
@@ -58,6 +69,7 @@ fn main() -> ExitCode {
     let mut cdc = false;
     let mut threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut paths = Vec::new();
+    let (mut debezium, mut cluster) = (false, "cassandra".to_owned());
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -71,6 +83,15 @@ fn main() -> ExitCode {
             },
             "--threads" => match args.next().and_then(|n| n.parse().ok()).filter(|&n: &usize| n > 0) {
                 Some(n) => threads = n,
+                None => return usage(),
+            },
+            "--format" => match args.next().as_deref() {
+                Some("native") => debezium = false,
+                Some("debezium") => debezium = true,
+                _ => return usage(),
+            },
+            "--cluster" => match args.next() {
+                Some(c) => cluster = c,
                 None => return usage(),
             },
             "--cdc" => cdc = true,
@@ -132,11 +153,18 @@ fn main() -> ExitCode {
     let run = CatchUp::new(threads).run(
         jobs,
         source,
-        || (ChangeWriter::new(), Chunk::default()),
-        |(writer, chunk), file, step| match step {
+        || (ChangeWriter::new(), Envelope::new(cluster.clone()), Chunk::default()),
+        |(writer, envelope, chunk), file, step| match step {
             Step::Entry { decoded, events } => {
-                writer.write_line(&mut chunk.out, decoded);
+                match decoded {
+                    Ok(m) if debezium => envelope.write_lines(&mut chunk.out, m),
+                    _ => writer.write_line(&mut chunk.out, decoded),
+                }
                 for event in events {
+                    if let (true, SchemaEvent::Truncated(t)) = (debezium, event) {
+                        envelope.write_truncation(&mut chunk.out, t);
+                        continue;
+                    }
                     serde_json::to_writer(&mut chunk.out, event).expect("an event serializes");
                     chunk.out.push(b'\n');
                 }
@@ -153,7 +181,7 @@ fn main() -> ExitCode {
             }
             _ => {}
         },
-        |(_, chunk)| std::mem::take(chunk),
+        |(_, _, chunk)| std::mem::take(chunk),
         |chunk: Chunk| {
             write_failed |= out.write_all(&chunk.out).is_err();
             let _ = std::io::stderr().write_all(&chunk.err);

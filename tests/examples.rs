@@ -254,46 +254,11 @@ fn run_sync_sketch(dir: &Path, checkpoint: &Path) -> String {
 /// rest: the checkpoint carries the position and the schema.
 #[test]
 fn sync_sketch_writes_a_record_per_change_and_resumes_from_its_checkpoint() {
-    use common::cql::{expected_kind, primary_keys, static_and_regular};
     use std::collections::BTreeMap;
     let Some(corpus) = corpus() else { return };
     for folder in ["cassandra-4.0.0", "cassandra-4.0.0-lz4", "cassandra-4.0.0-zstd"] {
         let capture = corpus.join(folder);
-        let statements: Vec<Value> = std::fs::read_to_string(capture.join("expected.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        let cql = |s: &Value| s["cql_as_sent"].as_str().or(s["cql"].as_str()).unwrap().to_owned();
-        let texts: Vec<String> = statements.iter().map(cql).collect();
-        let (keys, columns) = (primary_keys(&texts), static_and_regular(&texts));
-        let clustering_names: Vec<(String, Vec<&str>)> =
-            keys.iter().map(|(t, (_, c))| (t.clone(), c.iter().map(String::as_str).collect())).collect();
-        let clustering: BTreeMap<&str, &[&str]> =
-            clustering_names.iter().map(|(t, c)| (t.as_str(), c.as_slice())).collect();
-        // What the statements should produce, per table and kind.
-        let mut want: BTreeMap<(String, &str), usize> = BTreeMap::new();
-        for s in &statements {
-            if s["kind"] == "ddl" {
-                continue;
-            }
-            let text = cql(s);
-            let body = if s["kind"] == "batch" { text.split_once('\n').unwrap().1 } else { &text };
-            for stmt in body.split(';').map(str::trim).filter(|s| !s.is_empty() && *s != "APPLY BATCH") {
-                let kind = expected_kind(stmt, &clustering).unwrap_or_else(|| panic!("{stmt}"));
-                let table = stmt.split_whitespace().find_map(|w| w.strip_prefix("cdc_test.")).unwrap();
-                *want.entry((table.to_owned(), kind)).or_default() += 1;
-                // A write of static and regular columns of a row writes the
-                // static row besides the row: an update of its own.
-                let (statics, regulars) = &columns[table];
-                let names: Vec<&str> =
-                    stmt.split(|c: char| !(c.is_alphanumeric() || c == '_')).filter(|w| !w.is_empty()).collect();
-                let mentions = |cols: &[String]| cols.iter().any(|c| names.contains(&c.as_str()));
-                if matches!(kind, "insert" | "update") && mentions(statics) && mentions(regulars) {
-                    *want.entry((table.to_owned(), "update")).or_default() += 1;
-                }
-            }
-        }
+        let (want, keys) = common::cql::expected_changes(&capture);
 
         let tmp = std::env::temp_dir().join(format!("sync-sketch-{}-{folder}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
@@ -381,7 +346,101 @@ fn sync_sketch_writes_a_record_per_change_and_resumes_from_its_checkpoint() {
     }
 }
 
+fn names(o: &Value) -> Vec<&str> {
+    sorted(o.as_object().unwrap().keys().map(String::as_str).collect())
+}
+
 fn sorted(mut v: Vec<&str>) -> Vec<&str> {
     v.sort();
     v
+}
+
+/// `dump --format debezium` on every capture: one record per change, each
+/// statement's op and scope as its CQL says (read off `expected.jsonl`),
+/// keys as the tables' primary keys say, and the same digests and positions
+/// as the native format.
+#[test]
+fn dump_debezium_gives_a_record_per_change_with_the_native_digests() {
+    use std::collections::{BTreeMap, HashMap};
+    let Some(corpus) = corpus() else { return };
+    for capture in CAPTURES {
+        let (want, keys) = common::cql::expected_changes(&corpus.join(capture));
+        let dir = corpus.join(capture).join("cdc_raw_after_shutdown").display().to_string();
+        let mut args = key_args(&corpus);
+        args.extend(["--schema-from-log".into(), "--cluster".into(), "c1".into()]);
+        let (native, status) = run_dump(&[args.clone(), vec![dir.clone()]].concat());
+        assert_eq!(status, 0);
+        args.extend(["--format".into(), "debezium".into(), dir]);
+        let (records, status) = run_dump(&args);
+        assert_eq!(status, 0);
+        // Native digests by (segment, position, table).
+        let mut digests: HashMap<(i64, u64, String), Vec<String>> = HashMap::new();
+        for l in native.iter().filter(|l| l.get("updates").is_some()) {
+            for u in l["updates"].as_array().unwrap() {
+                let at = (l["segment_id"].as_i64().unwrap(), l["position"].as_u64().unwrap());
+                digests
+                    .entry((at.0, at.1, u["table"].as_str().unwrap().to_owned()))
+                    .or_default()
+                    .push(u["digest"].as_str().unwrap().to_owned());
+            }
+        }
+        let mut got: BTreeMap<(String, &str), usize> = BTreeMap::new();
+        let (mut last, mut truncates) = ((0i64, 0u64), 0);
+        for r in &records {
+            if r.get("schema_change").is_some() {
+                continue;
+            }
+            let (key, v) = (&r["key"], &r["value"]);
+            assert!(v["before"].is_null(), "{r}");
+            let s = &v["source"];
+            assert_eq!((s["name"].as_str(), s["cluster"].as_str()), (Some("c1"), Some("c1")));
+            assert_eq!(v["ts_ms"], s["ts_ms"]);
+            assert_eq!(s["ts_ms"].as_i64().unwrap(), s["ts_us"].as_i64().unwrap().div_euclid(1000));
+            let at = (s["segment_id"].as_i64().unwrap(), s["position"].as_u64().unwrap());
+            assert!(at >= last, "{capture}: log order: {r}");
+            last = at;
+            let table = s["table"].as_str().unwrap().to_owned();
+            if v["op"] == "t" {
+                assert!(key.is_null() && v["scope"] == "table" && v["truncated"]["table_id"].is_string());
+                truncates += 1;
+                continue;
+            }
+            let ds = &digests[&(at.0, at.1, table.clone())];
+            assert!(ds.iter().any(|d| s["digest"] == d.as_str()), "{capture}: digest of {r}");
+            if s["keyspace"] != "cdc_test" {
+                continue;
+            }
+            let (op, scope) = (v["op"].as_str().unwrap(), v["scope"].as_str().unwrap());
+            let kind = match (op, scope) {
+                ("c", "row") => "insert",
+                ("u", "row" | "static") => "update",
+                ("d", "row") => "delete",
+                ("d", "partition") => "partition_delete",
+                ("d", "range") => "range_delete",
+                other => panic!("{other:?}: {r}"),
+            };
+            *got.entry((table.clone(), kind)).or_default() += 1;
+            let (partition, clustering) = &keys[&table];
+            let pk: Vec<&str> = partition.iter().map(String::as_str).collect();
+            let mut full = pk.clone();
+            full.extend(clustering.iter().map(String::as_str));
+            // The record key is the partition key, always.
+            assert_eq!(names(key), sorted(pk.clone()), "{r}");
+            let want_key = if scope == "row" { sorted(full.clone()) } else { sorted(pk.clone()) };
+            assert_eq!(names(&v["key"]), want_key, "{r}");
+            match op {
+                "d" => assert!(v["after"].is_null(), "{r}"),
+                // `after` holds the key's columns and what was written.
+                _ => {
+                    let after = names(&v["after"]);
+                    assert!(want_key.iter().all(|k| after.contains(k)) && after.len() > want_key.len(), "{r}");
+                }
+            }
+            assert_eq!(v.get("range").is_some(), scope == "range", "{r}");
+        }
+        assert_eq!(got, want, "{capture}: records per table and kind");
+        if capture != "cassandra-4.0-alpha4" {
+            assert!(truncates >= 1, "{capture}");
+        }
+    }
 }

@@ -4,6 +4,7 @@
 //! has Cassandra's variable-length integers.
 
 mod change;
+pub mod debezium;
 mod decode;
 mod digest;
 mod error;

@@ -317,7 +317,7 @@ impl ChangeWriter {
 
     /// A value, or `{"invalid": why, "hex": bytes}` when its bytes are not
     /// a value of its type (as `ValueJson` writes it).
-    fn value_json(&mut self, out: &mut Vec<u8>, v: Result<Value<'_>, ValueError>, raw: &[u8]) {
+    pub(crate) fn value_json(&mut self, out: &mut Vec<u8>, v: Result<Value<'_>, ValueError>, raw: &[u8]) {
         let err = match v {
             Ok(v) => {
                 let at = out.len();

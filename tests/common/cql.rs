@@ -98,3 +98,48 @@ fn create_tables(statements: &[String]) -> impl Iterator<Item = (String, &str)> 
         Some((name.rsplit('.').next()?.to_owned(), body.split(") WITH").next()?))
     })
 }
+
+/// What a capture's statements should produce: per (table, kind) the
+/// number of changes (kinds as [`expected_kind`] names them; a write of
+/// static and regular columns of a row also updates the static row), with
+/// the tables' primary keys.
+#[allow(clippy::type_complexity)]
+pub fn expected_changes(
+    capture: &std::path::Path,
+) -> (BTreeMap<(String, &'static str), usize>, BTreeMap<String, (Vec<String>, Vec<String>)>) {
+    let statements: Vec<serde_json::Value> = std::fs::read_to_string(capture.join("expected.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let cql = |s: &serde_json::Value| s["cql_as_sent"].as_str().or(s["cql"].as_str()).unwrap().to_owned();
+    let texts: Vec<String> = statements.iter().map(cql).collect();
+    let (keys, columns) = (primary_keys(&texts), static_and_regular(&texts));
+    let clustering_names: Vec<(String, Vec<&str>)> =
+        keys.iter().map(|(t, (_, c))| (t.clone(), c.iter().map(String::as_str).collect())).collect();
+    let clustering: BTreeMap<&str, &[&str]> =
+        clustering_names.iter().map(|(t, c)| (t.as_str(), c.as_slice())).collect();
+    let mut want: BTreeMap<(String, &'static str), usize> = BTreeMap::new();
+    for s in &statements {
+        if s["kind"] == "ddl" {
+            continue;
+        }
+        let text = cql(s);
+        let body = if s["kind"] == "batch" { text.split_once('\n').unwrap().1 } else { &text };
+        for stmt in body.split(';').map(str::trim).filter(|s| !s.is_empty() && *s != "APPLY BATCH") {
+            let kind = expected_kind(stmt, &clustering).unwrap_or_else(|| panic!("{stmt}"));
+            let table = stmt.split_whitespace().find_map(|w| w.strip_prefix("cdc_test.")).unwrap();
+            *want.entry((table.to_owned(), kind)).or_default() += 1;
+            // A write of static and regular columns of a row writes the
+            // static row besides the row: an update of its own.
+            let (statics, regulars) = &columns[table];
+            let names: Vec<&str> =
+                stmt.split(|c: char| !(c.is_alphanumeric() || c == '_')).filter(|w| !w.is_empty()).collect();
+            let mentions = |cols: &[String]| cols.iter().any(|c| names.contains(&c.as_str()));
+            if matches!(kind, "insert" | "update") && mentions(statics) && mentions(regulars) {
+                *want.entry((table.to_owned(), "update")).or_default() += 1;
+            }
+        }
+    }
+    (want, keys)
+}
