@@ -5,11 +5,13 @@
 //! ```text
 //! cargo run --release --features kafka --example kafka_sink -- \
 //!     --brokers HOST:PORT CDC_RAW_DIR CHECKPOINT_FILE [--topic-prefix P] [--cluster NAME] \
-//!     [--cleanup] [--max-batch N] [--idle-exit SECS] [--set KEY=VALUE]...
+//!     [--schema FILE.cql] [--cleanup] [--max-batch N] [--idle-exit SECS] [--set KEY=VALUE]...
 //! ```
 //!
 //! - Follows `CDC_RAW_DIR` with the [`Watcher`], the schema taken from the
-//!   log (and saved with the checkpoint), from `CHECKPOINT_FILE` on.
+//!   log (and saved with the checkpoint), from `CHECKPOINT_FILE` on;
+//!   `--schema` gives a starting point for logs whose DDL is gone (a
+//!   `DESCRIBE ... WITH INTERNALS` file).
 //! - Every change of a non-system table becomes one record on topic
 //!   `<P>.<keyspace>.<table>` (`P` defaults to `cassandra`): key = the
 //!   partition key as JSON (so one partition's changes keep their order),
@@ -51,7 +53,7 @@ use std::time::{Duration, Instant};
 use cassandra_commitlog::cdc::{CheckpointFile, DeleteFiles, Event, WatchOptions, Watcher};
 use cassandra_commitlog::mutation::Decoder;
 use cassandra_commitlog::mutation::debezium::{Envelope, Record};
-use cassandra_commitlog::schema::{SYSTEM_KEYSPACES, SchemaEvent};
+use cassandra_commitlog::schema::{SYSTEM_KEYSPACES, Schema, SchemaEvent};
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -99,6 +101,7 @@ struct Args {
     checkpoint: PathBuf,
     prefix: String,
     cluster: String,
+    schema: Option<PathBuf>,
     cleanup: bool,
     max_batch: Option<usize>,
     idle: Option<Duration>,
@@ -107,8 +110,9 @@ struct Args {
 
 fn args() -> Result<Args, Box<dyn Error>> {
     let usage = "usage: kafka_sink --brokers HOST:PORT CDC_RAW_DIR CHECKPOINT_FILE [--topic-prefix P] \
-                 [--cluster NAME] [--cleanup] [--max-batch N] [--idle-exit SECS] [--set KEY=VALUE]...";
+                 [--cluster NAME] [--schema FILE.cql] [--cleanup] [--max-batch N] [--idle-exit SECS] [--set KEY=VALUE]...";
     let (mut brokers, mut prefix, mut cluster) = (None, "cassandra".to_owned(), "cassandra".to_owned());
+    let mut schema = None;
     let (mut cleanup, mut max_batch, mut idle, mut settings, mut paths) = (false, None, None, Vec::new(), Vec::new());
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -117,6 +121,7 @@ fn args() -> Result<Args, Box<dyn Error>> {
             "--brokers" => brokers = Some(value()?),
             "--topic-prefix" => prefix = value()?,
             "--cluster" => cluster = value()?,
+            "--schema" => schema = Some(PathBuf::from(value()?)),
             "--cleanup" => cleanup = true,
             "--max-batch" => max_batch = Some(value()?.parse()?),
             "--idle-exit" => idle = Some(Duration::from_secs_f64(value()?.parse()?)),
@@ -131,7 +136,7 @@ fn args() -> Result<Args, Box<dyn Error>> {
     }
     let [dir, checkpoint] = <[PathBuf; 2]>::try_from(paths).map_err(|_| usage)?;
     let brokers = brokers.ok_or(usage)?;
-    Ok(Args { brokers, dir, checkpoint, prefix, cluster, cleanup, max_batch, idle, settings })
+    Ok(Args { brokers, dir, checkpoint, prefix, cluster, schema, cleanup, max_batch, idle, settings })
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -149,6 +154,9 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     let checkpoints = CheckpointFile::new(&args.checkpoint);
     let mut opts = WatchOptions::schema_from_log(&args.dir).start(checkpoints.load()?).idle_timeout(args.idle);
+    if let Some(path) = &args.schema {
+        opts = opts.bootstrap_schema(Schema::parse(&std::fs::read_to_string(path)?)?);
+    }
     if let Some(n) = args.max_batch {
         opts = opts.max_batch(n);
     }

@@ -417,7 +417,8 @@ fn delivery_rate_on_the_benchmark_capture() {
     }
     let mock = MockCluster::new(3).unwrap();
     let servers = mock.bootstrap_servers();
-    let err = finish(sink(&servers, &dir, &tmp.join("checkpoint"), "bench", &["--set", "linger.ms=20"]));
+    let schema = corpus.join("bench-4.0.0/schema/schema_internals.cql").display().to_string();
+    let err = finish(sink(&servers, &dir, &tmp.join("checkpoint"), "bench", &["--schema", &schema]));
     assert!(err.contains("kafka_sink: 132120 records"), "{err}");
     std::fs::remove_dir_all(&tmp).unwrap();
 }
