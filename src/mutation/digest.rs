@@ -34,7 +34,7 @@
 
 use std::fmt;
 
-use xxhash_rust::xxh3::Xxh3;
+use xxhash_rust::xxh3::xxh3_128;
 
 use super::decode::{CELL_IS_DELETED, CELL_IS_EXPIRING, DeletionTime};
 use super::view::{Bound, PartitionUpdate};
@@ -83,36 +83,22 @@ impl serde::Serialize for Digest {
     }
 }
 
-/// Feeds the canonical form to the hash, small fields gathered in a local
-/// buffer so the hasher sees few calls.
-struct Canon {
-    hash: Xxh3,
-    buf: [u8; 128],
-    len: usize,
+/// Writes the canonical form into a buffer (reused by each thread), hashed
+/// in one call at the end: one-shot XXH3 over a contiguous buffer is several
+/// times faster than feeding a streaming hasher field by field.
+struct Canon<'b> {
+    buf: &'b mut Vec<u8>,
 }
 
-impl Canon {
-    fn new() -> Canon {
-        Canon { hash: Xxh3::new(), buf: [0; 128], len: 0 }
-    }
-
+impl Canon<'_> {
     #[inline]
     fn small(&mut self, b: &[u8]) {
-        if self.len + b.len() > self.buf.len() {
-            self.flush();
-        }
-        self.buf[self.len..self.len + b.len()].copy_from_slice(b);
-        self.len += b.len();
-    }
-
-    fn flush(&mut self) {
-        self.hash.update(&self.buf[..self.len]);
-        self.len = 0;
+        self.buf.extend_from_slice(b);
     }
 
     #[inline]
     fn u8(&mut self, v: u8) {
-        self.small(&[v]);
+        self.buf.push(v);
     }
 
     #[inline]
@@ -129,12 +115,7 @@ impl Canon {
     #[inline]
     fn bytes(&mut self, b: &[u8]) {
         self.u32(b.len() as u32);
-        if b.len() <= 64 {
-            self.small(b);
-        } else {
-            self.flush();
-            self.hash.update(b);
-        }
+        self.small(b);
     }
 
     fn deletion(&mut self, d: Option<DeletionTime>) {
@@ -165,15 +146,24 @@ impl Canon {
         self.values(b.clustering_bytes());
         self.u8(b.inclusive() as u8);
     }
+}
 
-    fn finish(mut self) -> Digest {
-        self.flush();
-        Digest(self.hash.digest128().to_be_bytes())
-    }
+thread_local! {
+    static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 pub(crate) fn digest(u: &PartitionUpdate<'_>) -> Digest {
-    let mut c = Canon::new();
+    BUF.with(|buf| match buf.try_borrow_mut() {
+        Ok(mut buf) => digest_into(u, &mut buf),
+        // Not reachable (nothing below calls back into a digest), but a
+        // fresh buffer is the safe answer.
+        Err(_) => digest_into(u, &mut Vec::new()),
+    })
+}
+
+fn digest_into(u: &PartitionUpdate<'_>, buf: &mut Vec<u8>) -> Digest {
+    buf.clear();
+    let mut c = Canon { buf };
     c.small(u.table_id().as_bytes());
     c.bytes(u.partition_key_bytes());
     c.deletion(u.partition_deletion());
@@ -241,5 +231,10 @@ pub(crate) fn digest(u: &PartitionUpdate<'_>) -> Digest {
         c.bound(&rt.end());
         c.deletion(rt.deletion());
     }
-    c.finish()
+    let d = Digest(xxh3_128(c.buf).to_be_bytes());
+    // A huge update leaves no huge buffer behind.
+    if buf.capacity() > 1 << 20 {
+        *buf = Vec::new();
+    }
+    d
 }
