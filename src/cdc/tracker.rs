@@ -262,9 +262,15 @@ impl Tracker {
     /// there, and acknowledged to their end; and idx files left without
     /// their `.log` behind the acknowledged position.
     pub fn cleanup_candidates(&self) -> Vec<SegmentName> {
-        let orphans = self.orphans.iter().filter(|n| {
-            self.acked.is_some_and(|a| n.id < a.segment_id) && !self.segs.get(&n.id).is_some_and(|t| t.damaged)
-        });
+        // Behind the acknowledged position, or at or before the segment a
+        // start checkpoint says was finished (a process killed between
+        // deleting a `.log` and its `_cdc.idx` leaves the idx of the very
+        // segment it checkpointed last).
+        let behind = |id: i64| {
+            self.acked.is_some_and(|a| id < a.segment_id)
+                || self.start.is_some_and(|(p, completed)| id < p.segment_id || (id == p.segment_id && completed))
+        };
+        let orphans = self.orphans.iter().filter(|n| behind(n.id) && !self.segs.get(&n.id).is_some_and(|t| t.damaged));
         self.segs
             .values()
             .filter(|t| t.present && !t.cleaned && !t.damaged && (t.had_idx || t.before_start))
@@ -392,6 +398,22 @@ mod tests {
         t.ack(Position { segment_id: 3, offset: 0 });
         assert_eq!(t.cleanup_candidates().iter().map(|n| n.id).collect::<Vec<_>>(), [1]);
         t.cleaned(1);
+        assert!(t.cleanup_candidates().is_empty());
+    }
+
+    #[test]
+    fn an_idx_left_by_a_kill_between_the_two_deletions_is_cleaned_up_after_a_restart() {
+        // Killed after deleting segment 4's `.log`, before its idx: the
+        // checkpoint says segment 4 was finished.
+        let cp = Checkpoint::at(Position { segment_id: 4, offset: 120 }, true);
+        let mut t = Tracker::new(Some(&cp));
+        let orphan = |id| Observed { name: SegmentName { version: 7, id }, log: false, idx: IdxState::NotReady };
+        assert!(t.observe(&[orphan(4), orphan(6)]).is_empty());
+        assert_eq!(t.cleanup_candidates().iter().map(|n| n.id).collect::<Vec<_>>(), [4]);
+        // Unfinished at the checkpoint: kept.
+        let cp = Checkpoint::at(Position { segment_id: 4, offset: 120 }, false);
+        let mut t = Tracker::new(Some(&cp));
+        assert!(t.observe(&[orphan(4)]).len() <= 1);
         assert!(t.cleanup_candidates().is_empty());
     }
 
