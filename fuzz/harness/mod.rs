@@ -141,7 +141,8 @@ fn resumed(data: &[u8], opts: &ReadOptions) {
 
 use std::sync::OnceLock;
 
-use cassandra_commitlog::mutation::{Context, Decoder};
+use cassandra_commitlog::mutation::debezium::Envelope;
+use cassandra_commitlog::mutation::{Change, Context, Decoder};
 use cassandra_commitlog::schema::Schema;
 
 /// The fixed schema of the `mutation` target: the fixture's, plus a table
@@ -168,7 +169,8 @@ pub fn fuzz_schema() -> &'static Schema {
 }
 
 /// Target `mutation`: a mutation from arbitrary bytes against the fixed
-/// schema. Whatever decodes is walked to its last value and rendered.
+/// schema. Whatever decodes is walked to its last value, digested, and
+/// rendered in both formats (the envelope as JSON lines that parse).
 pub fn mutation(data: &[u8]) {
     let schema = fuzz_schema();
     let mut decoder = Decoder::new();
@@ -184,6 +186,15 @@ pub fn mutation(data: &[u8]) {
         };
         for u in m.updates() {
             let _ = u.partition_key().count();
+            let _ = u.digest();
+            for change in u.changes() {
+                if let Change::Row { row, .. } = change {
+                    let _ = row.primary_key().map(|k| k.to_json());
+                    for c in row.columns() {
+                        let _ = c.merged().map(|m| m.to_json());
+                    }
+                }
+            }
             for r in u.all_rows() {
                 for (_, v) in r.clustering() {
                     if let Some(Ok(v)) = v {
@@ -204,6 +215,13 @@ pub fn mutation(data: &[u8]) {
             }
         }
         serde_json::to_string(&m).expect("decoded mutations render");
+        // The Debezium envelope: one JSON line per record, whatever the bytes.
+        let mut lines = Vec::new();
+        Envelope::new("fuzz").write_lines(&mut lines, &m);
+        for line in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let v: serde_json::Value = serde_json::from_slice(line).expect("envelope lines are JSON");
+            assert!(v["value"]["op"].is_string(), "{v}");
+        }
     }
 }
 
