@@ -5,7 +5,8 @@
 //! ```text
 //! cargo run --release --features kafka --example kafka_sink -- \
 //!     --brokers HOST:PORT CDC_RAW_DIR CHECKPOINT_FILE [--topic-prefix P] [--cluster NAME] \
-//!     [--schema FILE.cql] [--cleanup] [--max-batch N] [--idle-exit SECS] [--set KEY=VALUE]...
+//!     [--schema FILE.cql] [--key partition|primary] [--cleanup] [--max-batch N] [--idle-exit SECS] \
+//!     [--set KEY=VALUE]...
 //! ```
 //!
 //! - Follows `CDC_RAW_DIR` with the [`Watcher`], the schema taken from the
@@ -20,6 +21,11 @@
 //!   (the record's index within its partition update: `digest` + `change`
 //!   identify a record across replicas and re-sends), `segment_id`,
 //!   `position`. A `TRUNCATE` is a record with op `t` and no key.
+//!   `--key primary` keys row records by the row's whole primary key
+//!   instead (Debezium's relational convention, what JDBC-style sinks
+//!   expect): the rows of one partition may then land on different Kafka
+//!   partitions, and their relative order (a partition deletion then a new
+//!   row, say) is no longer kept.
 //! - The producer is idempotent (`enable.idempotence`, `acks=all`). After
 //!   each batch of entries it waits until the brokers have acknowledged
 //!   every record of the batch; only then does it save the checkpoint and
@@ -102,6 +108,7 @@ struct Args {
     prefix: String,
     cluster: String,
     schema: Option<PathBuf>,
+    primary: bool,
     cleanup: bool,
     max_batch: Option<usize>,
     idle: Option<Duration>,
@@ -110,9 +117,9 @@ struct Args {
 
 fn args() -> Result<Args, Box<dyn Error>> {
     let usage = "usage: kafka_sink --brokers HOST:PORT CDC_RAW_DIR CHECKPOINT_FILE [--topic-prefix P] \
-                 [--cluster NAME] [--schema FILE.cql] [--cleanup] [--max-batch N] [--idle-exit SECS] [--set KEY=VALUE]...";
+                 [--cluster NAME] [--schema FILE.cql] [--key partition|primary] [--cleanup] [--max-batch N] [--idle-exit SECS] [--set KEY=VALUE]...";
     let (mut brokers, mut prefix, mut cluster) = (None, "cassandra".to_owned(), "cassandra".to_owned());
-    let mut schema = None;
+    let (mut schema, mut primary) = (None, false);
     let (mut cleanup, mut max_batch, mut idle, mut settings, mut paths) = (false, None, None, Vec::new(), Vec::new());
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -122,6 +129,13 @@ fn args() -> Result<Args, Box<dyn Error>> {
             "--topic-prefix" => prefix = value()?,
             "--cluster" => cluster = value()?,
             "--schema" => schema = Some(PathBuf::from(value()?)),
+            "--key" => {
+                primary = match value()?.as_str() {
+                    "partition" => false,
+                    "primary" => true,
+                    _ => return Err(usage.into()),
+                }
+            }
             "--cleanup" => cleanup = true,
             "--max-batch" => max_batch = Some(value()?.parse()?),
             "--idle-exit" => idle = Some(Duration::from_secs_f64(value()?.parse()?)),
@@ -136,7 +150,7 @@ fn args() -> Result<Args, Box<dyn Error>> {
     }
     let [dir, checkpoint] = <[PathBuf; 2]>::try_from(paths).map_err(|_| usage)?;
     let brokers = brokers.ok_or(usage)?;
-    Ok(Args { brokers, dir, checkpoint, prefix, cluster, schema, cleanup, max_batch, idle, settings })
+    Ok(Args { brokers, dir, checkpoint, prefix, cluster, schema, primary, cleanup, max_batch, idle, settings })
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -196,7 +210,7 @@ fn main() -> Result<(), Box<dyn Error>> {
                 }
                 out.push(Out {
                     topic: topic(r),
-                    key: r.key.map(<[u8]>::to_vec),
+                    key: if args.primary { r.primary_key } else { r.key }.map(<[u8]>::to_vec),
                     value: r.value.to_vec(),
                     digest: r.digest.map(|d| d.to_hex()).unwrap_or_default(),
                     change,

@@ -47,6 +47,11 @@ impl Rec {
 /// What the sink should send for a directory: `dump --format debezium`,
 /// system keyspaces left out, in log order.
 fn expected(dir: &Path, prefix: &str) -> Vec<Rec> {
+    expected_keyed(dir, prefix, false)
+}
+
+/// The same, keyed by each record's primary key (`--key primary`).
+fn expected_keyed(dir: &Path, prefix: &str, primary: bool) -> Vec<Rec> {
     let out = Command::new(example("dump"))
         .args(["--schema-from-log", "--format", "debezium", "--cluster", "c1"])
         .arg(dir)
@@ -63,7 +68,11 @@ fn expected(dir: &Path, prefix: &str) -> Vec<Rec> {
         }
         recs.push(Rec {
             topic: format!("{prefix}.{ks}.{table}"),
-            key: (!l["key"].is_null()).then(|| l["key"].to_string()),
+            key: match (primary, l["key"].is_null()) {
+                (_, true) => None,
+                (true, false) => Some(v["key"].to_string()),
+                (false, false) => Some(l["key"].to_string()),
+            },
             value: v.to_string(),
         });
     }
@@ -221,13 +230,15 @@ fn check(expected: &[Rec], got: &[Got]) -> usize {
 
 #[test]
 fn every_change_arrives_exactly_once_in_log_order_per_key() {
-    for capture in ["cassandra-4.0.0", "cassandra-4.0.0-lz4"] {
-        let Some((tmp, dir)) = copy_capture(capture, "once") else { return };
-        let want = expected(&dir, "cdc");
+    // The third run keys records by primary key (`--key primary`).
+    for (capture, primary) in [("cassandra-4.0.0", false), ("cassandra-4.0.0-lz4", false), ("cassandra-4.0.0", true)] {
+        let Some((tmp, dir)) = copy_capture(capture, &format!("once-{primary}")) else { return };
+        let want = expected_keyed(&dir, "cdc", primary);
         let topics: HashSet<String> = want.iter().map(|r| r.topic.clone()).collect();
         let mock = mock_with_topics(3, &topics);
         let servers = mock.bootstrap_servers();
-        let err = finish(sink(&servers, &dir, &tmp.join("checkpoint"), "cdc", &[]));
+        let extra: &[&str] = if primary { &["--key", "primary"] } else { &[] };
+        let err = finish(sink(&servers, &dir, &tmp.join("checkpoint"), "cdc", extra));
         let got = consume(&servers, &topics);
         assert_eq!(check(&want, &got), 0, "{capture}: duplicates");
         assert_eq!(got.len(), want.len(), "{capture}");

@@ -130,6 +130,12 @@ pub struct Record<'a> {
     /// The record key: the partition key as a JSON object (`None` for a
     /// truncation).
     pub key: Option<&'a [u8]>,
+    /// What changed, as a JSON object (the value's `key` field): the whole
+    /// primary key for a row, the partition key for the other scopes
+    /// (`None` for a truncation). Key records by it to follow Debezium's
+    /// relational convention, at the price of the order between the rows
+    /// of one partition.
+    pub primary_key: Option<&'a [u8]>,
     /// The envelope, one JSON object.
     pub value: &'a [u8],
     /// The partition update's digest (`None` for a truncation).
@@ -203,6 +209,7 @@ impl Envelope {
             keyspace: ks,
             table,
             key: None,
+            primary_key: None,
             value: &v,
             digest: None,
             segment_id,
@@ -226,13 +233,14 @@ impl Envelope {
         self.partition_key(&mut key, u);
         key.push(b'}');
         let mut v = std::mem::take(&mut self.value);
-        let emit = |each: &mut dyn FnMut(&Record<'_>), key: &[u8], v: &[u8], op: Op, scope: Scope| {
+        let emit = |each: &mut dyn FnMut(&Record<'_>), key: &[u8], full: &[u8], v: &[u8], op: Op, scope: Scope| {
             each(&Record {
                 op,
                 scope,
                 keyspace: &table.keyspace,
                 table: &table.name,
                 key: Some(key),
+                primary_key: Some(full),
                 value: v,
                 digest: Some(digest),
                 segment_id: ctx.segment_id,
@@ -244,7 +252,7 @@ impl Envelope {
             v.extend_from_slice(b"{\"before\":null,\"after\":null,");
             self.tail(&mut v, ctx, u, d.timestamp, digest, Op::Delete, Scope::Partition, &key);
             v.push(b'}');
-            emit(each, &key, &v, Op::Delete, Scope::Partition);
+            emit(each, &key, &key, &v, Op::Delete, Scope::Partition);
         }
         for row in u.all_rows() {
             let kind = row.kind();
@@ -286,9 +294,9 @@ impl Envelope {
             }
             full.push(b'}');
             self.tail(&mut v, ctx, u, row_timestamp(&row), digest, op, scope, &full);
-            self.scratch = full;
             v.push(b'}');
-            emit(each, &key, &v, op, scope);
+            emit(each, &key, &full, &v, op, scope);
+            self.scratch = full;
         }
         for rt in u.range_tombstones() {
             let ts = rt.deletion().map_or(0, |d| d.timestamp);
@@ -298,7 +306,7 @@ impl Envelope {
             v.extend_from_slice(b",\"range\":");
             v.extend_from_slice(rt.to_json().as_bytes());
             v.push(b'}');
-            emit(each, &key, &v, Op::Delete, Scope::Range);
+            emit(each, &key, &key, &v, Op::Delete, Scope::Range);
         }
         self.value = v;
         self.key = key;
