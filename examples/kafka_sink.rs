@@ -33,7 +33,9 @@
 //!   down longer than `message.timeout.ms`, a non-retriable error) makes it
 //!   send the whole batch again after a pause, for as long as it takes:
 //!   nothing is checkpointed, and no segment cleaned up, past an
-//!   undelivered record.
+//!   undelivered record. A record the producer refuses outright (larger
+//!   than `message.max.bytes`, say) stops the sink with an error instead,
+//!   its batch not checkpointed.
 //! - `--cleanup` deletes a segment and its `_cdc.idx` once it is
 //!   `COMPLETED` and every record of it delivered (the watcher's cleanup
 //!   hook; without it, files are kept).
@@ -222,6 +224,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         }
         for event in &batch.schema_events {
             if let SchemaEvent::Truncated(t) = event {
+                if t.table.is_none() {
+                    // A table the schema does not know: no topic to send to.
+                    eprintln!("kafka_sink: truncation of unknown table {} not sent", t.table_id);
+                    continue;
+                }
                 envelope.truncation(t, |r| {
                     if !SYSTEM_KEYSPACES.contains(&r.keyspace) {
                         let (digest, change) = (String::new(), 0);
@@ -239,7 +246,9 @@ fn main() -> Result<(), Box<dyn Error>> {
             }
         }
         let mut pause = Duration::from_millis(200);
-        while !deliver(&producer, &out) {
+        // A refused record stops the sink with an error, this batch not
+        // checkpointed: it is sent again from its start after a restart.
+        while !deliver(&producer, &out)? {
             failed_attempts += 1;
             eprintln!("kafka_sink: batch {:?}..{:?} not delivered; sending it again", batch.from, batch.to);
             std::thread::sleep(pause);
@@ -263,8 +272,10 @@ fn main() -> Result<(), Box<dyn Error>> {
 }
 
 /// Sends the records and waits for every answer; whether all were
-/// delivered.
-fn deliver(producer: &BaseProducer<Deliveries>, out: &[Out]) -> bool {
+/// delivered. A record the producer refuses outright (too large for
+/// `message.max.bytes`, an invalid topic) is an error: sending it again
+/// cannot help.
+fn deliver(producer: &BaseProducer<Deliveries>, out: &[Out]) -> Result<bool, KafkaError> {
     let ctx = producer.context();
     ctx.ok.store(0, Ordering::SeqCst);
     ctx.failed.store(0, Ordering::SeqCst);
@@ -291,12 +302,12 @@ fn deliver(producer: &BaseProducer<Deliveries>, out: &[Out]) -> bool {
                     producer.poll(Duration::from_millis(50));
                 }
                 Err((e, _)) => {
-                    eprintln!("kafka_sink: not sent: {e}");
-                    // Wait for the answers of what was sent, then fail.
+                    // Wait for the answers of what was sent, then stop.
                     while ctx.ok.load(Ordering::SeqCst) + ctx.failed.load(Ordering::SeqCst) < sent {
                         producer.poll(Duration::from_millis(50));
                     }
-                    return false;
+                    eprintln!("kafka_sink: record at segment {} position {} refused: {e}", o.segment_id, o.position);
+                    return Err(e);
                 }
             }
         }
@@ -304,5 +315,5 @@ fn deliver(producer: &BaseProducer<Deliveries>, out: &[Out]) -> bool {
     while ctx.ok.load(Ordering::SeqCst) + ctx.failed.load(Ordering::SeqCst) < sent {
         producer.poll(Duration::from_millis(50));
     }
-    ctx.failed.load(Ordering::SeqCst) == 0
+    Ok(ctx.failed.load(Ordering::SeqCst) == 0)
 }

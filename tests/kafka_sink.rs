@@ -446,3 +446,42 @@ fn delivery_rate_on_the_benchmark_capture() {
     assert!(err.contains("kafka_sink: 132120 records"), "{err}");
     std::fs::remove_dir_all(&tmp).unwrap();
 }
+
+#[test]
+fn a_record_the_producer_refuses_stops_the_sink_before_its_checkpoint() {
+    let Some((tmp, dir)) = copy_capture("cassandra-4.0.0", "refused") else { return };
+    let want = expected(&dir, "refused");
+    let topics: HashSet<String> = want.iter().map(|r| r.topic.clone()).collect();
+    let segments = segment_files(&dir);
+    let mock = mock_with_topics(3, &topics);
+    let servers = mock.bootstrap_servers();
+    let checkpoint = tmp.join("checkpoint");
+    // Records over 4,000 bytes are refused by the producer itself (the
+    // capture's first such record, a `bulk` row, comes after 54 small ones).
+    let first_large = want.iter().position(|r| r.value.len() > 4000).expect("a large record");
+    assert!(first_large > 0 && want[..first_large].iter().all(|r| r.value.len() < 2000));
+    let small = ["--cleanup", "--max-batch", "20", "--set", "message.max.bytes=4000"];
+    let out = sink(&servers, &dir, &checkpoint, "refused", &small).wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("refused"), "{err}");
+    let saved = CheckpointFile::new(&checkpoint).load().unwrap().map(|c| (c.position.segment_id, c.position.offset));
+    let bound = want.iter().skip(first_large).map(Rec::at).find(|&p| p > want[first_large - 1].at()).unwrap();
+    assert!(saved.is_none_or(|p| p < bound), "checkpoint {saved:?} past the refused record at {bound:?}");
+    assert_eq!(segment_files(&dir), segments, "a segment cleaned up past the refused record");
+    // Restarted without the limit: everything arrives, nothing before the
+    // checkpoint twice.
+    finish(sink(&servers, &dir, &checkpoint, "refused", &["--cleanup"]));
+    let got = consume(&servers, &topics);
+    let repeated = check(&want, &got);
+    let mut count: HashMap<&Rec, usize> = HashMap::new();
+    for g in &got {
+        *count.entry(&g.rec).or_default() += 1;
+    }
+    for (r, n) in &count {
+        if saved.is_some_and(|p| r.at() <= p) {
+            assert_eq!(*n, want.iter().filter(|w| w == r).count(), "re-sent from before the checkpoint: {r:?}");
+        }
+    }
+    eprintln!("refused record {first_large}: checkpoint {saved:?}, {} records in all, {repeated} repeated", got.len());
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
