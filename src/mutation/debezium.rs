@@ -262,14 +262,21 @@ impl Envelope {
                 (_, false) => (Op::Update, Scope::Row),
                 (_, true) => (Op::Update, Scope::Static),
             };
+            // The row's key: the partition key's pairs, then the
+            // clustering's (a static row has none).
+            let mut full = std::mem::take(&mut self.scratch);
+            full.clear();
+            full.extend_from_slice(&key[..key.len() - 1]);
+            self.clustering(&mut full, &row, key.len() > 2);
+            full.push(b'}');
             v.clear();
             v.extend_from_slice(b"{\"before\":null,\"after\":");
             if op == Op::Delete {
                 null(&mut v);
             } else {
-                v.push(b'{');
-                let mut any = self.partition_key(&mut v, u);
-                any |= self.clustering(&mut v, &row, any);
+                // The key's columns, then what the row writes.
+                v.extend_from_slice(&full[..full.len() - 1]);
+                let mut any = full.len() > 2;
                 for c in row.columns() {
                     if c.cells().any(|cell| cell.is_dropped()) {
                         continue;
@@ -284,15 +291,6 @@ impl Envelope {
                 v.push(b'}');
             }
             v.push(b',');
-            // The row's key: partition key and clustering.
-            let mut full = std::mem::take(&mut self.scratch);
-            full.clear();
-            full.push(b'{');
-            let any = self.partition_key(&mut full, u);
-            if scope == Scope::Row {
-                self.clustering(&mut full, &row, any);
-            }
-            full.push(b'}');
             self.tail(&mut v, ctx, u, row_timestamp(&row), digest, op, scope, &full);
             v.push(b'}');
             emit(each, &key, &full, &v, op, scope);
@@ -376,50 +374,41 @@ impl Envelope {
         v.push(b'}');
     }
 
-    /// The partition key's `"name":value` pairs; whether any was written.
-    fn partition_key(&mut self, out: &mut Vec<u8>, u: &PartitionUpdate<'_>) -> bool {
-        let mut any = false;
-        for kv in u.partition_key() {
+    /// The partition key's `"name":value` pairs (a key that does not
+    /// decode ends with a `"partition_key"` pair in its invalid form).
+    fn partition_key(&mut self, out: &mut Vec<u8>, u: &PartitionUpdate<'_>) {
+        for (i, kv) in u.partition_key().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
             match kv {
                 Ok((col, value)) => {
-                    if any {
-                        out.push(b',');
-                    }
-                    any = true;
                     name_key(out, &col.name);
                     self.writer.value_json(out, Ok(value), &[]);
                 }
                 Err(e) => {
-                    if any {
-                        out.push(b',');
-                    }
-                    any = true;
                     name_key(out, "partition_key");
                     self.writer.value_json(out, Err(e), u.partition_key_bytes());
                     break;
                 }
             }
         }
-        any
     }
 
     /// The row's clustering `"name":value` pairs, after a comma when
-    /// `after` is set; whether any was written.
-    fn clustering(&mut self, out: &mut Vec<u8>, row: &Row<'_>, mut after: bool) -> bool {
-        let mut any = false;
+    /// `after` is set.
+    fn clustering(&mut self, out: &mut Vec<u8>, row: &Row<'_>, mut after: bool) {
         for ((col, v), raw) in row.clustering().zip(row.clustering_bytes()) {
             if after {
                 out.push(b',');
             }
             after = true;
-            any = true;
             name_key(out, &col.name);
             match v {
                 Some(v) => self.writer.value_json(out, v, raw.unwrap_or_default()),
                 None => null(out),
             }
         }
-        any
     }
 
     /// A column as one value.
