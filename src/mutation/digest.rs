@@ -77,9 +77,7 @@ impl fmt::Debug for Digest {
 
 impl serde::Serialize for Digest {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut out = Vec::with_capacity(32);
-        self.write_hex(&mut out);
-        s.serialize_str(std::str::from_utf8(&out).expect("hex is ASCII"))
+        s.collect_str(self)
     }
 }
 
