@@ -5,10 +5,8 @@
 mod common;
 
 use cassandra_commitlog::builder::encode_mutation;
-use cassandra_commitlog::mutation::{Context, Decoder};
 use cassandra_commitlog::schema::Schema;
-use cassandra_commitlog::segment::Segment;
-use common::{corpus, options_for, segment_files};
+use common::corpus;
 
 #[test]
 fn reencoding_decoded_corpus_mutations_gives_cassandras_bytes() {
@@ -24,25 +22,17 @@ fn reencoding_decoded_corpus_mutations_gives_cassandras_bytes() {
         ("bench-4.0.0/cdc_raw", "bench-4.0.0/schema/schema_internals.cql"),
     ] {
         let schema = Schema::parse(&std::fs::read_to_string(corpus.join(schema_file)).unwrap()).unwrap();
-        let opts = options_for(&corpus, folder);
-        let mut decoder = Decoder::new();
-        for file in segment_files(&corpus.join(folder)) {
-            let seg = Segment::open(&file).unwrap();
-            let mut reader = seg.reader(&opts).unwrap();
-            while let Some(entry) = reader.next_entry().unwrap() {
-                let ctx = Context::of_entry(&entry, seg.descriptor(), None);
-                let Ok(m) = decoder.decode(entry.mutation, &schema, ctx) else { continue };
-                let specs = common::spec::mutation(&m);
-                let tables: Vec<_> = m.updates().map(|u| u.table()).collect();
-                let pairs: Vec<_> = tables.iter().copied().zip(specs.iter()).collect();
-                let bytes = encode_mutation(&pairs, false);
-                if bytes != entry.mutation {
-                    let at = bytes.iter().zip(entry.mutation).position(|(a, b)| a != b).unwrap_or(bytes.len());
-                    panic!("{} position {}: first difference at byte {at}", file.display(), entry.position);
-                }
-                checked += 1;
+        common::each_decoded(&corpus, folder, &schema, |file, mutation, m| {
+            let specs = common::spec::mutation(m);
+            let tables: Vec<_> = m.updates().map(|u| u.table()).collect();
+            let pairs: Vec<_> = tables.iter().copied().zip(specs.iter()).collect();
+            let bytes = encode_mutation(&pairs, false);
+            if bytes != mutation {
+                let at = bytes.iter().zip(mutation).position(|(a, b)| a != b).unwrap_or(bytes.len());
+                panic!("{} position {}: first difference at byte {at}", file.display(), m.position());
             }
-        }
+            checked += 1;
+        });
     }
     assert!(checked > 100_000, "{checked}");
 }

@@ -12,7 +12,7 @@ use cassandra_commitlog::builder::{
 use cassandra_commitlog::mutation::{Context, Decoder, DeletionTime, Digest, Liveness};
 use cassandra_commitlog::schema::{CqlType, Order, Schema, Table};
 use cassandra_commitlog::segment::{Compression, ReadOptions, Segment};
-use common::{corpus, options_for, segment_files};
+use common::{corpus, segment_files};
 use uuid::Uuid;
 
 /// A corpus mutation: its updates as specs, the tables and their digests.
@@ -22,25 +22,22 @@ struct Logged {
     digests: Vec<Digest>,
 }
 
-fn logged(folder: &str, schema_file: &str) -> Option<(Schema, Vec<Logged>)> {
+/// The capture every test here uses.
+const FOLDER: &str = "cassandra-4.0.0/cdc_raw_after_shutdown";
+
+/// Its mutations, decoded with the capture's final schema.
+fn logged() -> Option<(Schema, Vec<Logged>)> {
     let corpus = corpus()?;
-    let schema = Schema::parse(&std::fs::read_to_string(corpus.join(schema_file)).unwrap()).unwrap();
-    let opts = options_for(&corpus, folder);
-    let mut decoder = Decoder::new();
+    let schema_file = corpus.join("cassandra-4.0.0/schema_after_phase2/schema_internals.cql");
+    let schema = Schema::parse(&std::fs::read_to_string(schema_file).unwrap()).unwrap();
     let mut out = Vec::new();
-    for file in segment_files(&corpus.join(folder)) {
-        let seg = Segment::open(&file).unwrap();
-        let mut reader = seg.reader(&opts).unwrap();
-        while let Some(entry) = reader.next_entry().unwrap() {
-            let ctx = Context::of_entry(&entry, seg.descriptor(), None);
-            let Ok(m) = decoder.decode(entry.mutation, &schema, ctx) else { continue };
-            out.push(Logged {
-                specs: common::spec::mutation(&m),
-                tables: m.updates().map(|u| (u.table().keyspace.clone(), u.table().name.clone())).collect(),
-                digests: m.updates().map(|u| u.digest()).collect(),
-            });
-        }
-    }
+    common::each_decoded(&corpus, FOLDER, &schema, |_, _, m| {
+        out.push(Logged {
+            specs: common::spec::mutation(m),
+            tables: m.updates().map(|u| (u.table().keyspace.clone(), u.table().name.clone())).collect(),
+            digests: m.updates().map(|u| u.digest()).collect(),
+        })
+    });
     Some((schema, out))
 }
 
@@ -96,15 +93,11 @@ fn rewritten(
 
 #[test]
 fn digests_do_not_depend_on_codec_encryption_position_segment_or_encoding() {
-    let Some((schema, logged)) =
-        logged("cassandra-4.0.0/cdc_raw_after_shutdown", "cassandra-4.0.0/schema_after_phase2/schema_internals.cql")
-    else {
-        return;
-    };
+    let Some((schema, logged)) = logged() else { return };
     assert!(logged.len() > 1000, "{} mutations", logged.len());
     // The owned form gives the same digests as the views.
     let corpus = corpus().unwrap();
-    let file = &segment_files(&corpus.join("cassandra-4.0.0/cdc_raw_after_shutdown"))[0];
+    let file = &segment_files(&corpus.join(FOLDER))[0];
     let seg = Segment::open(file).unwrap();
     let mut reader = seg.reader(&ReadOptions::new()).unwrap();
     let mut decoder = Decoder::new();
@@ -195,11 +188,7 @@ fn one_cell_changes(spec: &UpdateSpec) -> Vec<UpdateSpec> {
 
 #[test]
 fn changing_one_cell_changes_the_digest_and_different_writes_never_share_one() {
-    let Some((schema, logged)) =
-        logged("cassandra-4.0.0/cdc_raw_after_shutdown", "cassandra-4.0.0/schema_after_phase2/schema_internals.cql")
-    else {
-        return;
-    };
+    let Some((schema, logged)) = logged() else { return };
     let mut decoder = Decoder::new();
     let mut tried = 0;
     for l in &logged {

@@ -139,7 +139,13 @@ fn mock_with_topics(brokers: i32, topics: &HashSet<String>) -> MockCluster<'stat
 
 /// A fresh copy of a capture's `cdc_raw_after_shutdown`.
 fn copy_capture(capture: &str, name: &str) -> Option<(PathBuf, PathBuf)> {
-    let source = corpus()?.join(capture).join("cdc_raw_after_shutdown");
+    copy_folder(&format!("{capture}/cdc_raw_after_shutdown"), name)
+}
+
+/// A fresh copy of a corpus folder of segments: (temporary directory, the
+/// copy in it).
+fn copy_folder(folder: &str, name: &str) -> Option<(PathBuf, PathBuf)> {
+    let source = corpus()?.join(folder);
     let tmp = std::env::temp_dir().join(format!("kafka-sink-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     let dir = tmp.join("cdc_raw");
@@ -188,13 +194,33 @@ fn finish(child: Child) -> String {
     err
 }
 
+/// How many times each record occurs.
+fn tally<'a>(recs: impl IntoIterator<Item = &'a Rec>) -> HashMap<&'a Rec, usize> {
+    let mut count = HashMap::new();
+    for r in recs {
+        *count.entry(r).or_default() += 1;
+    }
+    count
+}
+
+/// After a restart from checkpoint `saved`: nothing at or before it
+/// arrived more often than the log holds it, nothing after it more than
+/// twice as often.
+fn resent_only_after(want: &[Rec], got: &[Got], saved: Option<(i64, u64)>) {
+    let in_log = tally(want);
+    for (r, n) in tally(got.iter().map(|g| &g.rec)) {
+        if saved.is_some_and(|p| r.at() <= p) {
+            assert_eq!(n, in_log[r], "re-sent from before the checkpoint: {r:?}");
+        } else {
+            assert!(n <= 2 * in_log[r], "sent more than twice: {r:?}");
+        }
+    }
+}
+
 /// Every expected record at least once; per topic and key, the first
 /// copies in log order; returns how many records arrived more than once.
 fn check(expected: &[Rec], got: &[Got]) -> usize {
-    let mut count: HashMap<&Rec, usize> = HashMap::new();
-    for g in got {
-        *count.entry(&g.rec).or_default() += 1;
-    }
+    let count = tally(got.iter().map(|g| &g.rec));
     for e in expected {
         assert!(count.contains_key(e), "not delivered: {e:?}");
     }
@@ -398,22 +424,7 @@ fn a_killed_sink_resends_at_most_its_unacknowledged_tail() {
         let got = consume(&servers, &topics);
         let repeated = check(&want, &got);
         // Nothing at or before the saved checkpoint arrived twice.
-        let mut count: HashMap<&Rec, usize> = HashMap::new();
-        for g in &got {
-            *count.entry(&g.rec).or_default() += 1;
-        }
-        let dupes_in_log: HashMap<&Rec, usize> = want.iter().fold(HashMap::new(), |mut m, r| {
-            *m.entry(r).or_default() += 1;
-            m
-        });
-        for (r, n) in &count {
-            let (seg, pos) = r.at();
-            if (seg, pos) <= (saved.segment_id, saved.offset) {
-                assert_eq!(*n, dupes_in_log[r], "re-sent from before the checkpoint: {r:?}");
-            } else {
-                assert!(*n <= 2 * dupes_in_log[r], "sent more than twice: {r:?}");
-            }
-        }
+        resent_only_after(&want, &got, Some((saved.segment_id, saved.offset)));
         eprintln!(
             "killed past record {delivered} (slow brokers: {slow}): {before} records before the kill, checkpoint at {saved:?}, \
              {} records in all, {repeated} repeated",
@@ -430,15 +441,7 @@ fn a_killed_sink_resends_at_most_its_unacknowledged_tail() {
 #[ignore]
 fn delivery_rate_on_the_benchmark_capture() {
     let Some(corpus) = corpus() else { return };
-    let source = corpus.join("bench-4.0.0/cdc_raw");
-    let tmp = std::env::temp_dir().join(format!("kafka-sink-{}-bench", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    let dir = tmp.join("cdc_raw");
-    std::fs::create_dir_all(&dir).unwrap();
-    for e in std::fs::read_dir(&source).unwrap() {
-        let p = e.unwrap().path();
-        std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
-    }
+    let (tmp, dir) = copy_folder("bench-4.0.0/cdc_raw", "bench").unwrap();
     let mock = MockCluster::new(3).unwrap();
     let servers = mock.bootstrap_servers();
     let schema = corpus.join("bench-4.0.0/schema/schema_internals.cql").display().to_string();
@@ -473,15 +476,7 @@ fn a_record_the_producer_refuses_stops_the_sink_before_its_checkpoint() {
     finish(sink(&servers, &dir, &checkpoint, "refused", &["--cleanup"]));
     let got = consume(&servers, &topics);
     let repeated = check(&want, &got);
-    let mut count: HashMap<&Rec, usize> = HashMap::new();
-    for g in &got {
-        *count.entry(&g.rec).or_default() += 1;
-    }
-    for (r, n) in &count {
-        if saved.is_some_and(|p| r.at() <= p) {
-            assert_eq!(*n, want.iter().filter(|w| w == r).count(), "re-sent from before the checkpoint: {r:?}");
-        }
-    }
+    resent_only_after(&want, &got, saved);
     eprintln!("refused record {first_large}: checkpoint {saved:?}, {} records in all, {repeated} repeated", got.len());
     std::fs::remove_dir_all(&tmp).unwrap();
 }

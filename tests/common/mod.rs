@@ -12,7 +12,9 @@ pub mod spec;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cassandra_commitlog::segment::{Keys, ReadOptions, SegmentName};
+use cassandra_commitlog::mutation::{Context, Decoder, Mutation};
+use cassandra_commitlog::schema::Schema;
+use cassandra_commitlog::segment::{Keys, ReadOptions, Segment, SegmentName};
 
 /// `../shared/corpus` beside the repository. Tests that need it fail when it
 /// is missing, so that CI can never pass by skipping them; set
@@ -76,6 +78,25 @@ pub fn options_for(corpus: &Path, folder: &str) -> ReadOptions {
         }
     }
     ReadOptions::new().keys(keys)
+}
+
+/// Decodes every entry of a corpus folder (segments in id order, read with
+/// the corpus keys for the folder) with `schema`, and calls `each` with the
+/// file, the entry's bytes and the mutation; entries that do not decode
+/// are skipped.
+pub fn each_decoded(corpus: &Path, folder: &str, schema: &Schema, mut each: impl FnMut(&Path, &[u8], &Mutation<'_>)) {
+    let opts = options_for(corpus, folder);
+    let mut decoder = Decoder::new();
+    for file in segment_files(&corpus.join(folder)) {
+        let seg = Segment::open(&file).unwrap();
+        let mut reader = seg.reader(&opts).unwrap();
+        while let Some(entry) = reader.next_entry().unwrap() {
+            let ctx = Context::of_entry(&entry, seg.descriptor(), None);
+            if let Ok(m) = decoder.decode(entry.mutation, schema, ctx) {
+                each(&file, entry.mutation, &m);
+            }
+        }
+    }
 }
 
 pub fn hex_decode(hex: &str) -> Vec<u8> {
