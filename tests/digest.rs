@@ -1,8 +1,10 @@
-//! The mutation digest identifies a write, not its bytes: Cassandra's own
-//! mutations, written again through every section kind, at other segment ids
-//! and positions, in the 3.0/4.0 and the 5.0 encoding (other bytes for
-//! every deletion time), keep their digests; a change of one cell changes it; and the canonical
-//! form documented in `src/mutation/digest.rs` is computed here on its own.
+//! The mutation digest identifies a write, not its section or position:
+//! Cassandra's own mutations, written again through every section kind, at
+//! other segment ids and positions, in the 3.0/4.0 and the 5.0 encoding,
+//! keep their digests; a change of one cell changes it; and both forms
+//! documented in `src/mutation/digest.rs` (the logged bytes, the canonical
+//! form where a LIVE deletion time is written) are computed here on their
+//! own, with another XXH3 implementation (`xxhash-rust`).
 
 mod common;
 
@@ -218,9 +220,51 @@ fn changing_one_cell_changes_the_digest_and_different_writes_never_share_one() {
     }
 }
 
-/// The canonical form, written out by hand for one update.
+/// Whether Cassandra writes a LIVE deletion time in this update: a row
+/// where one complex column has a deletion and another has none (format
+/// spec §8.5: the row's HAS_COMPLEX_DELETION flag makes every complex
+/// column write one).
+fn writes_a_live_deletion_time(u: &cassandra_commitlog::mutation::PartitionUpdate<'_>) -> bool {
+    u.all_rows().any(|r| {
+        let complex: Vec<bool> =
+            r.columns().filter(|c| c.is_complex()).map(|c| c.complex_deletion().is_some()).collect();
+        complex.contains(&true) && complex.contains(&false)
+    })
+}
+
 #[test]
-fn the_digest_is_xxh3_128_of_the_documented_canonical_form() {
+fn an_update_without_a_live_deletion_time_is_digested_over_its_logged_bytes() {
+    let Some(corpus) = corpus() else { return };
+    let schema_file = corpus.join("cassandra-4.0.0/schema_after_phase2/schema_internals.cql");
+    let schema = Schema::parse(&std::fs::read_to_string(schema_file).unwrap()).unwrap();
+    let (mut logged_bytes, mut canonical) = (0, 0);
+    common::each_decoded(&corpus, FOLDER, &schema, |_, bytes, m| {
+        // One update: the mutation is its count (one byte, 1) then its bytes.
+        if m.updates().len() != 1 {
+            return;
+        }
+        assert_eq!(bytes[0], 1);
+        let u = m.updates().next().unwrap();
+        let of_bytes = Digest(xxhash_rust::xxh3::xxh3_128(&bytes[1..]).to_be_bytes());
+        if writes_a_live_deletion_time(&u) {
+            assert_ne!(u.digest(), of_bytes);
+            canonical += 1;
+        } else {
+            assert_eq!(u.digest(), of_bytes);
+            logged_bytes += 1;
+        }
+    });
+    assert!(logged_bytes > 1000, "{logged_bytes} digested over their bytes");
+    // No corpus capture writes a LIVE deletion time (format spec §8.4); the
+    // test below makes one.
+    eprintln!("{logged_bytes} over their bytes, {canonical} canonical");
+}
+
+/// The canonical form, written out by hand for one update that writes a
+/// LIVE deletion time (`m` has no deletion, `s` has one), and the same update
+/// in the 3.0/4.0 and the 5.0 encoding (other bytes, one digest).
+#[test]
+fn an_update_with_a_live_deletion_time_is_digested_in_the_documented_canonical_form() {
     let id = Uuid::from_u128(0x0123_4567_89ab_cdef_0011_2233_4455_6677);
     let table = Table::builder("ks", "t")
         .id(id)
@@ -228,6 +272,7 @@ fn the_digest_is_xxh3_128_of_the_documented_canonical_form() {
         .clustering("c", CqlType::Text, Order::Asc)
         .regular("v", CqlType::Int)
         .regular("s", CqlType::Set { elem: Box::new(CqlType::Int), frozen: false })
+        .regular("m", CqlType::Set { elem: Box::new(CqlType::Int), frozen: false })
         .build()
         .unwrap();
     let dt = DeletionTime { timestamp: 5, local_deletion_time: 1_700_000_000 };
@@ -251,6 +296,18 @@ fn the_digest_is_xxh3_128_of_the_documented_canonical_form() {
                     }),
                 ),
                 (
+                    "m".into(),
+                    ColumnSpec::Complex {
+                        deletion: None,
+                        cells: vec![cassandra_commitlog::builder::CellSpec {
+                            timestamp: 10,
+                            kind: CellKind::Live,
+                            path: Some(4i32.to_be_bytes().to_vec()),
+                            value: vec![],
+                        }],
+                    },
+                ),
+                (
                     "s".into(),
                     ColumnSpec::Complex {
                         deletion: Some(dt),
@@ -265,12 +322,17 @@ fn the_digest_is_xxh3_128_of_the_documented_canonical_form() {
             ],
         })],
     };
-    let bytes = encode_mutation(&[(&table, &spec)], false);
     let mut decoder = Decoder::new();
     let mut schema = Schema::new();
     schema.add_table(table.clone());
-    let m = decoder.decode(&bytes, &schema, Context::default()).unwrap();
+    let signed = encode_mutation(&[(&table, &spec)], false);
+    let unsigned = encode_mutation(&[(&table, &spec)], true);
+    assert_ne!(signed, unsigned, "5.0 writes the LIVE deletion time otherwise");
+    let m = decoder.decode(&signed, &schema, Context::default()).unwrap();
     let got = m.updates().next().unwrap().digest();
+    let ctx = Context { unsigned_deletion_times: true, ..Context::default() };
+    let m = decoder.decode(&unsigned, &schema, ctx).unwrap();
+    assert_eq!(m.updates().next().unwrap().digest(), got);
 
     let mut c: Vec<u8> = Vec::new();
     let lp = |c: &mut Vec<u8>, b: &[u8]| {
@@ -289,7 +351,7 @@ fn the_digest_is_xxh3_128_of_the_documented_canonical_form() {
     c.extend(10i64.to_be_bytes());
     c.push(0); // no expiry
     c.push(0); // no row deletion
-    c.extend(2u32.to_be_bytes()); // columns, in header order: simple first
+    c.extend(3u32.to_be_bytes()); // columns, in header order: simple first
     lp(&mut c, b"v");
     c.push(0); // simple
     c.extend(1u32.to_be_bytes());
@@ -298,6 +360,14 @@ fn the_digest_is_xxh3_128_of_the_documented_canonical_form() {
     c.extend(1_700_000_030i64.to_be_bytes());
     c.extend(30u32.to_be_bytes());
     lp(&mut c, &9i32.to_be_bytes());
+    lp(&mut c, b"m");
+    c.push(1); // complex
+    c.push(0); // LIVE: no complex deletion
+    c.extend(1u32.to_be_bytes());
+    c.push(0); // live
+    c.extend(10i64.to_be_bytes());
+    lp(&mut c, &4i32.to_be_bytes());
+    lp(&mut c, b"");
     lp(&mut c, b"s");
     c.push(1); // complex
     c.push(1);
@@ -309,7 +379,8 @@ fn the_digest_is_xxh3_128_of_the_documented_canonical_form() {
     lp(&mut c, &3i32.to_be_bytes());
     lp(&mut c, b"");
     c.extend(0u32.to_be_bytes()); // no range tombstones
-    let want = Digest(xxhash_rust::xxh3::xxh3_128(&c).to_be_bytes());
+    let want = Digest(xxhash_rust::xxh3::xxh3_128_with_seed(&c, 1).to_be_bytes());
     assert_eq!(got, want);
+    assert_ne!(got, Digest(xxhash_rust::xxh3::xxh3_128(&signed[1..]).to_be_bytes()));
     assert_eq!(got.to_hex().len(), 32);
 }

@@ -183,6 +183,11 @@ pub(crate) struct MarkerRec {
 pub(crate) struct UpdateRec {
     pub table: u32,
     pub table_id: Uuid,
+    /// The update's serialized bytes, table id to end of partition.
+    pub bytes: Span,
+    /// A LIVE deletion time (`markedForDeleteAt == i64::MIN`) is among
+    /// them: its local deletion time is written differently by 5.0.
+    pub live_written: bool,
     pub key: Span,
     pub deletion: Option<DeletionTime>,
     pub rows: Range,
@@ -329,6 +334,7 @@ impl Decoder {
             min_ldt: DELETION_TIME_EPOCH,
             min_ttl: 0,
             table_id: None,
+            live_written: false,
         };
         let result = p.mutation();
         let table_id = p.table_id;
@@ -371,6 +377,8 @@ struct Parser<'a, 'r> {
     min_ldt: u32,
     min_ttl: u32,
     table_id: Option<Uuid>,
+    /// The current update's bytes hold a LIVE deletion time.
+    live_written: bool,
 }
 
 type R<T> = Result<T, DecodeError>;
@@ -463,7 +471,11 @@ impl Parser<'_, '_> {
     fn deletion(&mut self) -> R<Option<DeletionTime>> {
         let timestamp = self.timestamp()?;
         let local_deletion_time = self.ldt()?;
-        Ok((timestamp != i64::MIN).then_some(DeletionTime { timestamp, local_deletion_time }))
+        if timestamp == i64::MIN {
+            self.live_written = true;
+            return Ok(None);
+        }
+        Ok(Some(DeletionTime { timestamp, local_deletion_time }))
     }
 
     fn mutation(&mut self) -> R<()> {
@@ -484,6 +496,7 @@ impl Parser<'_, '_> {
 
     fn update(&mut self) -> R<()> {
         let at = self.pos;
+        self.live_written = false;
         let id = self.take(16, "table id")?;
         let table_id = Uuid::from_bytes(id.get(self.b).try_into().expect("16 bytes"));
         self.table_id = Some(table_id);
@@ -527,6 +540,8 @@ impl Parser<'_, '_> {
         self.rec.updates.push(UpdateRec {
             table: index,
             table_id,
+            bytes: Span { start: at as u32, len: (self.pos - at) as u32 },
+            live_written: self.live_written,
             key,
             deletion,
             rows: Range { start: rows_start, end: self.rec.rows.len() as u32 },

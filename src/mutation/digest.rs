@@ -3,23 +3,37 @@
 //!
 //! With replication factor 3 every write reaches the `cdc_raw` of three
 //! nodes. Each replica deserializes the mutation it received and writes it
-//! to its own commit log again (`Mutation.serializer` at the messaging
-//! version). Within one release those bytes are the same on every replica
-//! (the header names its columns and keeps the sender's encoding stats),
-//! but during an upgrade replicas of two releases log the same write in two
-//! encodings (5.0 writes deletion times unsigned, 3.0 and 4.0 signed). So
-//! the digest is not taken over the bytes as written but over the content
-//! they encode, in a fixed canonical form:
+//! to its own commit log again (`Mutation.serializer` at its messaging
+//! version). The partition update's bytes are then the same on every
+//! replica: the header names its columns and keeps the sender's encoding
+//! stats (the bases of the delta-encoded timestamps, deletion times and
+//! TTLs), and 3.0, 4.x and 5.0 write the same update content with the same
+//! bytes, with one exception: a LIVE deletion time (`markedForDeleteAt ==
+//! i64::MIN`, "no deletion", written for each complex column without one in
+//! a row where another has one) has local deletion time `0x7FFFFFFF` from
+//! 3.x/4.x and `0xFFFFFFFF` from 5.0 (format spec §8.4).
 //!
-//! table id; partition key; partition deletion; then each row in logged
-//! order (static first): clustering values, primary-key liveness, row
-//! deletion, and each column by name with its complex deletion and cells
-//! (tombstone and expiry flags, timestamp, local deletion time, TTL, path,
-//! value); then each range tombstone (bounds, inclusiveness, deletion).
-//! Every field is fixed-width big-endian or length-prefixed, every optional
-//! one tagged, so two different updates cannot give the same input. The
-//! hash is XXH3-128 (`xxhash-rust`): fast, not cryptographic; a digest
-//! tells copies apart, it does not authenticate them.
+//! So the digest takes two forms, chosen by the content alone (the same
+//! choice on every replica):
+//!
+//! - **no LIVE deletion time written** (almost every update): XXH3-128 over
+//!   the update's bytes as logged, table id to end of partition;
+//! - **a LIVE deletion time written**: XXH3-128 with seed 1 (so the two
+//!   forms never hash the same input) over a canonical form of the
+//!   decoded content: table id; partition key; partition deletion; then
+//!   each row in logged order (static first): clustering values,
+//!   primary-key liveness, row deletion, and each column by name with its
+//!   complex deletion and cells (tombstone and expiry flags, timestamp,
+//!   local deletion time, TTL, path, value); then each range tombstone
+//!   (bounds, inclusiveness, deletion). Every field is fixed-width
+//!   big-endian or length-prefixed, every optional one tagged, so two
+//!   different updates cannot give the same input.
+//!
+//! The first form is the cheap one (one hash over bytes the decoder has
+//! just read, no copy); the second costs about as much as the decode
+//! itself. XXH3 (`twox-hash`, AVX2 when the CPU has it) is fast, not
+//! cryptographic: a digest tells copies apart, it does not authenticate
+//! them.
 //!
 //! Never part of it: the segment id, the position, the section codec,
 //! encryption, the schema's view of the data (a cell's `dropped` flag).
@@ -34,7 +48,7 @@
 
 use std::fmt;
 
-use xxhash_rust::xxh3::xxh3_128;
+use twox_hash::XxHash3_128;
 
 use super::decode::{CELL_IS_DELETED, CELL_IS_EXPIRING, DeletionTime};
 use super::view::{Bound, PartitionUpdate};
@@ -150,7 +164,14 @@ thread_local! {
     static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// The seed of the canonical form's hash (the logged bytes' is 0).
+const CANONICAL_SEED: u64 = 1;
+
 pub(crate) fn digest(u: &PartitionUpdate<'_>) -> Digest {
+    let (bytes, live_written) = u.serialized();
+    if !live_written {
+        return Digest(XxHash3_128::oneshot(bytes).to_be_bytes());
+    }
     BUF.with(|buf| match buf.try_borrow_mut() {
         Ok(mut buf) => digest_into(u, &mut buf),
         // Not reachable (nothing below calls back into a digest), but a
@@ -229,7 +250,7 @@ fn digest_into(u: &PartitionUpdate<'_>, buf: &mut Vec<u8>) -> Digest {
         c.bound(&rt.end());
         c.deletion(rt.deletion());
     }
-    let d = Digest(xxh3_128(c.buf).to_be_bytes());
+    let d = Digest(XxHash3_128::oneshot_with_seed(CANONICAL_SEED, c.buf).to_be_bytes());
     // A huge update leaves no huge buffer behind.
     if buf.capacity() > 1 << 20 {
         *buf = Vec::new();

@@ -134,6 +134,12 @@ impl<'d> PartitionUpdate<'d> {
         self.m.rec.markers[self.rec.markers.idx()].iter().map(move |rec| Marker { m, rec, table })
     }
 
+    /// The update's bytes as logged (table id to end of partition), and
+    /// whether a LIVE deletion time is among them.
+    pub(crate) fn serialized(&self) -> (&'d [u8], bool) {
+        (self.rec.bytes.get(self.m.bytes), self.rec.live_written)
+    }
+
     /// The content digest: the same on every replica that logged this
     /// write, whatever the segment, position, codec or encryption; another
     /// for any other content (see [`Digest`] for what it covers, and what
