@@ -36,6 +36,9 @@ use crate::value::{Value, ValueError, ValueWriter};
 #[derive(Debug, Default)]
 pub struct ChangeWriter {
     values: ValueWriter,
+    /// The last timestamp written and its digits: a row's cells mostly
+    /// share their write's timestamp.
+    last_ts: Option<(i64, [u8; 20], u8)>,
 }
 
 impl ChangeWriter {
@@ -213,7 +216,7 @@ impl ChangeWriter {
         }
         out.extend_from_slice(b"},\"liveness\":");
         match r.liveness() {
-            Some(l) => liveness(out, l),
+            Some(l) => self.liveness(out, l),
             None => null(out),
         }
         out.extend_from_slice(b",\"deletion\":");
@@ -267,7 +270,7 @@ impl ChangeWriter {
             out.push(b',');
         }
         key(out, "timestamp");
-        long(out, c.timestamp());
+        self.timestamp(out, c.timestamp());
         if let Some(ldt) = c.local_deletion_time() {
             out.extend_from_slice(b",\"tombstone\":true,\"local_deletion_time\":");
             long(out, ldt);
@@ -352,14 +355,34 @@ fn deletion(out: &mut Vec<u8>, d: Option<DeletionTime>, shadowable: Option<bool>
     out.push(b'}');
 }
 
-fn liveness(out: &mut Vec<u8>, l: Liveness) {
-    out.extend_from_slice(b"{\"timestamp\":");
-    long(out, l.timestamp);
-    if let Some((ttl, expires_at)) = l.expiry {
-        out.extend_from_slice(b",\"ttl\":");
-        int(out, ttl);
-        out.extend_from_slice(b",\"expires_at\":");
-        long(out, expires_at);
+impl ChangeWriter {
+    /// A timestamp, as [`long`] writes it; the last one's digits are
+    /// copied instead of computed again.
+    #[inline]
+    fn timestamp(&mut self, out: &mut Vec<u8>, v: i64) {
+        if let Some((last, digits, len)) = &self.last_ts
+            && *last == v
+        {
+            out.extend_from_slice(&digits[..*len as usize]);
+            return;
+        }
+        let at = out.len();
+        long(out, v);
+        let text = &out[at..];
+        let mut digits = [0u8; 20];
+        digits[..text.len()].copy_from_slice(text);
+        self.last_ts = Some((v, digits, text.len() as u8));
     }
-    out.push(b'}');
+
+    fn liveness(&mut self, out: &mut Vec<u8>, l: Liveness) {
+        out.extend_from_slice(b"{\"timestamp\":");
+        self.timestamp(out, l.timestamp);
+        if let Some((ttl, expires_at)) = l.expiry {
+            out.extend_from_slice(b",\"ttl\":");
+            int(out, ttl);
+            out.extend_from_slice(b",\"expires_at\":");
+            long(out, expires_at);
+        }
+        out.push(b'}');
+    }
 }
