@@ -150,6 +150,8 @@ fn main() -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let mut write_failed = false;
+    // Consumed chunks, emptied, for the workers to fill again.
+    let spare = std::sync::Mutex::new(Vec::<Chunk>::new());
     let run = CatchUp::new(threads).run(
         jobs,
         source,
@@ -181,11 +183,18 @@ fn main() -> ExitCode {
             }
             _ => {}
         },
-        |(_, _, chunk)| std::mem::take(chunk),
-        |chunk: Chunk| {
+        |(_, _, chunk)| {
+            std::mem::replace(chunk, spare.lock().unwrap_or_else(|p| p.into_inner()).pop().unwrap_or_default())
+        },
+        |mut chunk: Chunk| {
             write_failed |= out.write_all(&chunk.out).is_err();
             let _ = std::io::stderr().write_all(&chunk.err);
             failed |= chunk.failed;
+            // Back to the workers: a fresh buffer a batch costs page faults.
+            chunk.out.clear();
+            chunk.err.clear();
+            chunk.failed = false;
+            spare.lock().unwrap_or_else(|p| p.into_inner()).push(chunk);
         },
     );
     if let Err(e) = run {

@@ -185,13 +185,15 @@ impl CatchUp {
         take: impl Fn(&mut S) -> C + Sync,
         mut consume: impl FnMut(C),
     ) -> Result<Option<Box<SchemaTracker>>, CatchUpError> {
-        let mut reader = Reader::new(schema, self.batch_entries);
+        let (spare_tx, spare_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let mut reader = Reader::new(schema, self.batch_entries, spare_rx);
         if self.threads == 1 {
             let mut s = state();
             let mut decoder = Decoder::new();
             reader.read_all(&jobs, |batch| {
                 decode_batch(&batch, &mut decoder, &mut s, &each);
                 consume(take(&mut s));
+                recycle(&spare_tx, batch);
                 true
             });
             return Ok(reader.tracker);
@@ -206,7 +208,7 @@ impl CatchUp {
             });
             let mut workers = Vec::new();
             for _ in 0..self.threads {
-                let out_tx = out_tx.clone();
+                let (out_tx, spare_tx) = (out_tx.clone(), spare_tx.clone());
                 let (batch_rx, state, each, take) = (&batch_rx, &state, &each, &take);
                 workers.push(scope.spawn(move || {
                     let mut s = state();
@@ -215,7 +217,9 @@ impl CatchUp {
                         let next = batch_rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
                         let Ok(batch) = next else { return };
                         decode_batch(&batch, &mut decoder, &mut s, each);
-                        if out_tx.send((batch.seq, take(&mut s))).is_err() {
+                        let seq = batch.seq;
+                        recycle(&spare_tx, batch);
+                        if out_tx.send((seq, take(&mut s))).is_err() {
                             return;
                         }
                     }
@@ -239,6 +243,14 @@ impl CatchUp {
             reading.join().ok().filter(|_| ok)
         });
         workers_ok.ok_or(CatchUpError::Panicked)
+    }
+}
+
+/// Sends a decoded batch's entry buffer back to the reader (unless it grew
+/// past what a batch of entries needs: one huge entry should not stay).
+fn recycle(spare: &std::sync::mpsc::Sender<Vec<u8>>, batch: Batch) {
+    if batch.copied.capacity() > 0 && batch.copied.capacity() <= 8 << 20 {
+        let _ = spare.send(batch.copied);
     }
 }
 
@@ -267,16 +279,19 @@ struct Reader {
     batch_entries: usize,
     decoder: Decoder,
     seq: u64,
+    /// Entry buffers of decoded batches, sent back to be filled again:
+    /// a fresh buffer a batch costs page faults and regrowth.
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
 }
 
 impl Reader {
-    fn new(schema: SchemaSource, batch_entries: usize) -> Reader {
+    fn new(schema: SchemaSource, batch_entries: usize, spare: std::sync::mpsc::Receiver<Vec<u8>>) -> Reader {
         let (fixed, tracker, bootstrap) = match schema {
             SchemaSource::Fixed(s) => (Some(s), None, None),
             SchemaSource::Tracked(t) => (None, Some(t), None),
             SchemaSource::FromLog(b) => (None, None, b),
         };
-        Reader { fixed, tracker, bootstrap, batch_entries, decoder: Decoder::new(), seq: 0 }
+        Reader { fixed, tracker, bootstrap, batch_entries, decoder: Decoder::new(), seq: 0, spare }
     }
 
     /// The schema in force now.
@@ -298,6 +313,13 @@ impl Reader {
     ) -> Batch {
         let b = Batch { seq: self.seq, path: path.clone(), schema: schema.clone(), map, copied, units };
         self.seq += 1;
+        b
+    }
+
+    /// An empty entry buffer: a decoded batch's, if one came back.
+    fn buffer(&self) -> Vec<u8> {
+        let mut b = self.spare.try_recv().unwrap_or_default();
+        b.clear();
         b
     }
 
@@ -339,8 +361,11 @@ impl Reader {
             };
             let map = seg.bytes().clone();
             let mut units = Vec::new();
-            let mut copied = Vec::new();
+            let mut copied = self.buffer();
             let mut entries = 0;
+            // Each batch gets its own handle on the path: one shared by all
+            // would have its count touched by every thread for every entry.
+            let mut batch_path = Arc::clone(&path);
             // The schema the current batch's entries were written under.
             let mut schema = self.schema();
             loop {
@@ -354,7 +379,7 @@ impl Reader {
                 };
                 match item {
                     Item::Entry(e) => {
-                        let ctx = Context::of_entry(&e, seg.descriptor(), Some(path.clone()));
+                        let ctx = Context::of_entry(&e, seg.descriptor(), Some(batch_path.clone()));
                         let events = match &mut self.tracker {
                             Some(t) => t.observe(&mut self.decoder, e.mutation, ctx.clone()),
                             None => Vec::new(),
@@ -371,13 +396,15 @@ impl Reader {
                         entries += 1;
                         // A batch ends at a schema change: its entries share one schema.
                         if entries >= self.batch_entries || changed {
+                            let fresh = self.buffer();
                             let b = self.batch(
-                                &path,
+                                &batch_path,
                                 &schema,
                                 map.clone(),
-                                std::mem::take(&mut copied),
+                                std::mem::replace(&mut copied, fresh),
                                 std::mem::take(&mut units),
                             );
+                            batch_path = Arc::from(job.path.as_path());
                             schema = self.schema();
                             entries = 0;
                             if !send(b) {
@@ -394,7 +421,7 @@ impl Reader {
             }
             buffers = reader.into_buffers();
             if !units.is_empty() {
-                let b = self.batch(&path, &schema, map, copied, units);
+                let b = self.batch(&batch_path, &schema, map, copied, units);
                 if !send(b) {
                     return;
                 }
