@@ -67,10 +67,12 @@ impl Digest {
     /// Appends the 32 lowercase hex digits to `out`.
     pub(crate) fn write_hex(&self, out: &mut Vec<u8>) {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        for b in self.0 {
-            out.push(HEX[(b >> 4) as usize]);
-            out.push(HEX[(b & 15) as usize]);
+        let mut text = [0u8; 32];
+        for (i, b) in self.0.into_iter().enumerate() {
+            text[2 * i] = HEX[(b >> 4) as usize];
+            text[2 * i + 1] = HEX[(b & 15) as usize];
         }
+        out.extend_from_slice(&text);
     }
 }
 
