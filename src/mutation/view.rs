@@ -303,6 +303,11 @@ pub struct ColumnData<'d> {
 }
 
 impl<'d> ColumnData<'d> {
+    /// Appends the column's name as a JSON key (`"name":`).
+    pub(crate) fn write_json_key(&self, out: &mut Vec<u8>) {
+        self.table.write_json_key(self.rec.col, self.name(), out);
+    }
+
     /// The column's name.
     pub fn name(&self) -> &'d str {
         match self.rec.col {

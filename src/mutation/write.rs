@@ -27,6 +27,7 @@
 use super::decode::{Decoded, DeletionTime, Liveness};
 use super::error::MutationError;
 use super::view::{Bound, Cell, CellPath, ColumnData, Mutation, PartitionUpdate, Row};
+use crate::schema::{ColumnRef, Table};
 use crate::value::write::{boolean, hex, int, key, long, name_key, null, plain_string, string, uuid};
 use crate::value::{Value, ValueError, ValueWriter};
 
@@ -83,8 +84,9 @@ impl ChangeWriter {
         out.extend_from_slice(b",\"position\":");
         int(out, m.position());
         out.extend_from_slice(b",\"keyspace\":");
-        match m.keyspace().or(failed_table.map(|t| t.keyspace.as_str())) {
-            Some(k) => string(out, k),
+        // The keyspace of the first update's table (`Mutation::keyspace`).
+        match m.updates().next().map(|u| u.table()).or(failed_table) {
+            Some(t) => t.write_json_name(0, out),
             None => null(out),
         }
         out.extend_from_slice(b",\"updates\":[");
@@ -126,7 +128,7 @@ impl ChangeWriter {
 
     fn update(&mut self, out: &mut Vec<u8>, u: &PartitionUpdate<'_>) {
         out.extend_from_slice(b"{\"table\":");
-        string(out, &u.table().name);
+        u.table().write_json_name(1, out);
         out.extend_from_slice(b",\"table_id\":");
         uuid(out, &u.table_id());
         out.extend_from_slice(b",\"digest\":\"");
@@ -143,7 +145,7 @@ impl ChangeWriter {
                     if i > 0 {
                         out.push(b',');
                     }
-                    name_key(out, &col.name);
+                    column_key(out, u.table(), u.table().partition_key_ref(i), &col.name);
                     self.value_json(out, Ok(v), &[]);
                 }
                 Err(e) => {
@@ -208,7 +210,7 @@ impl ChangeWriter {
             if i > 0 {
                 out.push(b',');
             }
-            name_key(out, &col.name);
+            column_key(out, r.table(), r.table().clustering_ref(i), &col.name);
             match v {
                 Some(v) => self.value_json(out, v, raw.unwrap_or_default()),
                 None => null(out),
@@ -229,7 +231,7 @@ impl ChangeWriter {
             if i > 0 {
                 out.push(b',');
             }
-            name_key(out, c.name());
+            c.write_json_key(out);
             self.column(out, &c);
         }
         out.extend_from_slice(b"}}");
@@ -339,6 +341,14 @@ impl ChangeWriter {
         out.extend_from_slice(b",\"hex\":");
         hex(out, raw, true);
         out.push(b'}');
+    }
+}
+
+/// A key column's name as a JSON key, rendered once per table.
+fn column_key(out: &mut Vec<u8>, table: &Table, col: Option<ColumnRef>, name: &str) {
+    match col {
+        Some(col) => table.write_json_key(col, name, out),
+        None => name_key(out, name),
     }
 }
 

@@ -84,6 +84,12 @@ pub struct Table {
     partition_key: Vec<u16>,
     clustering: Vec<u16>,
     by_name: HashMap<Box<[u8]>, ColumnRef>,
+    /// Each current column's name as a JSON object key (`"name":`), then
+    /// each dropped one's: written once here instead of escaped for every
+    /// cell of the change format.
+    json_keys: Vec<Box<[u8]>>,
+    /// The keyspace and table names as JSON strings.
+    json_names: [Box<[u8]>; 2],
 }
 
 /// A table as the saved state of a schema tracker holds it.
@@ -130,6 +136,8 @@ impl<'de> serde::Deserialize<'de> for Table {
             partition_key: r.partition_key,
             clustering: r.clustering,
             by_name: HashMap::new(),
+            json_keys: Vec::new(),
+            json_names: Default::default(),
         };
         t.index().map_err(D::Error::custom)?;
         Ok(t)
@@ -250,6 +258,41 @@ impl Table {
         }
     }
 
+    /// A column's `"name":` for the change format: `name` as a JSON key,
+    /// from the keys rendered when the table was indexed (`name` is checked
+    /// against it, so a name changed through the public fields since is
+    /// rendered afresh).
+    pub(crate) fn write_json_key(&self, col: ColumnRef, name: &str, out: &mut Vec<u8>) {
+        let i = match col {
+            ColumnRef::Current(i) => i as usize,
+            ColumnRef::Dropped(i) => self.columns.len() + i as usize,
+        };
+        match self.json_keys.get(i) {
+            Some(k) if k.len() == name.len() + 3 && &k[1..k.len() - 2] == name.as_bytes() => out.extend_from_slice(k),
+            _ => crate::value::write::name_key(out, name),
+        }
+    }
+
+    /// The keyspace (`0`) or table (`1`) name as a JSON string, checked
+    /// against the name as for [`write_json_key`](Self::write_json_key).
+    pub(crate) fn write_json_name(&self, which: usize, out: &mut Vec<u8>) {
+        let name = if which == 0 { &self.keyspace } else { &self.name };
+        match self.json_names.get(which) {
+            Some(k) if k.len() == name.len() + 2 && &k[1..k.len() - 1] == name.as_bytes() => out.extend_from_slice(k),
+            _ => crate::value::write::string(out, name),
+        }
+    }
+
+    /// The `i`th partition key column.
+    pub(crate) fn partition_key_ref(&self, i: usize) -> Option<ColumnRef> {
+        self.partition_key.get(i).map(|&c| ColumnRef::Current(c))
+    }
+
+    /// The `i`th clustering column.
+    pub(crate) fn clustering_ref(&self, i: usize) -> Option<ColumnRef> {
+        self.clustering.get(i).map(|&c| ColumnRef::Current(c))
+    }
+
     /// A column name of a mutation header: a current column, or a dropped one.
     pub(crate) fn resolve(&self, name: &[u8]) -> Option<ColumnRef> {
         self.by_name.get(name).copied()
@@ -321,6 +364,14 @@ impl Table {
             by_name.insert(c.name.as_bytes().into(), ColumnRef::Current(i as u16));
         }
         self.by_name = by_name;
+        self.json_names = [json_string(&self.keyspace), json_string(&self.name)];
+        self.json_keys = self
+            .columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .chain(self.dropped.iter().map(|d| d.name.as_str()))
+            .map(json_key)
+            .collect();
         Ok(())
     }
 }
@@ -421,6 +472,8 @@ impl TableBuilder {
             partition_key,
             clustering,
             by_name: HashMap::new(),
+            json_keys: Vec::new(),
+            json_names: Default::default(),
         };
         table.index()?;
         Ok(table)
@@ -641,4 +694,18 @@ impl Schema {
         self.by_id.insert(id, i as u32);
         Ok(())
     }
+}
+
+/// A name as a JSON string.
+fn json_string(name: &str) -> Box<[u8]> {
+    let mut k = Vec::with_capacity(name.len() + 2);
+    crate::value::write::string(&mut k, name);
+    k.into_boxed_slice()
+}
+
+/// `"name":`, as the change format writes a column name.
+fn json_key(name: &str) -> Box<[u8]> {
+    let mut k = Vec::with_capacity(name.len() + 3);
+    crate::value::write::name_key(&mut k, name);
+    k.into_boxed_slice()
 }
