@@ -66,15 +66,25 @@ impl Digest {
 
     /// Appends the 32 lowercase hex digits to `out`.
     pub(crate) fn write_hex(&self, out: &mut Vec<u8>) {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut text = [0u8; 32];
-        for (i, b) in self.0.into_iter().enumerate() {
-            text[2 * i] = HEX[(b >> 4) as usize];
-            text[2 * i + 1] = HEX[(b & 15) as usize];
+        for (pair, b) in text.chunks_exact_mut(2).zip(self.0) {
+            pair.copy_from_slice(&HEX_PAIRS[b as usize]);
         }
         out.extend_from_slice(&text);
     }
 }
+
+/// Each byte's two lowercase hex digits.
+static HEX_PAIRS: [[u8; 2]; 256] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [HEX[i >> 4], HEX[i & 15]];
+        i += 1;
+    }
+    t
+};
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

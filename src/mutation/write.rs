@@ -161,9 +161,15 @@ impl ChangeWriter {
                 self.value_json(out, Err(e), u.partition_key_bytes());
             }
         }
-        out.extend_from_slice(b",\"partition_deletion\":");
-        deletion(out, u.partition_deletion(), None);
-        out.extend_from_slice(b",\"rows\":[");
+        // Constant runs are appended whole (fewer length updates).
+        match u.partition_deletion() {
+            None => out.extend_from_slice(b",\"partition_deletion\":null,\"rows\":["),
+            d => {
+                out.extend_from_slice(b",\"partition_deletion\":");
+                deletion(out, d, None);
+                out.extend_from_slice(b",\"rows\":[");
+            }
+        }
         for (i, r) in u.all_rows().enumerate() {
             if i > 0 {
                 out.push(b',');
@@ -203,9 +209,11 @@ impl ChangeWriter {
     }
 
     fn row(&mut self, out: &mut Vec<u8>, r: &Row<'_>) {
-        out.extend_from_slice(b"{\"static\":");
-        boolean(out, r.is_static());
-        out.extend_from_slice(b",\"clustering\":{");
+        out.extend_from_slice(if r.is_static() {
+            b"{\"static\":true,\"clustering\":{"
+        } else {
+            b"{\"static\":false,\"clustering\":{"
+        });
         for (i, ((col, v), raw)) in r.clustering().zip(r.clustering_bytes()).enumerate() {
             if i > 0 {
                 out.push(b',');
@@ -216,17 +224,21 @@ impl ChangeWriter {
                 None => null(out),
             }
         }
-        out.extend_from_slice(b"},\"liveness\":");
         match r.liveness() {
-            Some(l) => self.liveness(out, l),
-            None => null(out),
+            Some(l) => {
+                out.extend_from_slice(b"},\"liveness\":{\"timestamp\":");
+                self.liveness(out, l);
+            }
+            None => out.extend_from_slice(b"},\"liveness\":null"),
         }
-        out.extend_from_slice(b",\"deletion\":");
         match r.deletion() {
-            Some(d) => deletion(out, Some(d.time), Some(d.shadowable)),
-            None => null(out),
+            Some(d) => {
+                out.extend_from_slice(b",\"deletion\":");
+                deletion(out, Some(d.time), Some(d.shadowable));
+                out.extend_from_slice(b",\"cells\":{");
+            }
+            None => out.extend_from_slice(b",\"deletion\":null,\"cells\":{"),
         }
-        out.extend_from_slice(b",\"cells\":{");
         for (i, c) in r.columns().enumerate() {
             if i > 0 {
                 out.push(b',');
@@ -258,8 +270,8 @@ impl ChangeWriter {
     }
 
     fn cell(&mut self, out: &mut Vec<u8>, c: &Cell<'_>, with_path: bool) {
-        out.push(b'{');
         if with_path && let Some(path) = c.path() {
+            out.push(b'{');
             key(out, "path");
             let raw = c.path_bytes().unwrap_or_default();
             match path {
@@ -269,9 +281,10 @@ impl ChangeWriter {
                 Ok(CellPath::Field { index, name: None }) => int(out, index),
                 Err(e) => self.value_json(out, Err(e), raw),
             }
-            out.push(b',');
+            out.extend_from_slice(b",\"timestamp\":");
+        } else {
+            out.extend_from_slice(b"{\"timestamp\":");
         }
-        key(out, "timestamp");
         self.timestamp(out, c.timestamp());
         if let Some(ldt) = c.local_deletion_time() {
             out.extend_from_slice(b",\"tombstone\":true,\"local_deletion_time\":");
@@ -384,8 +397,8 @@ impl ChangeWriter {
         self.last_ts = Some((v, digits, text.len() as u8));
     }
 
+    /// A liveness object after its `{"timestamp":`.
     fn liveness(&mut self, out: &mut Vec<u8>, l: Liveness) {
-        out.extend_from_slice(b"{\"timestamp\":");
         self.timestamp(out, l.timestamp);
         if let Some((ttl, expires_at)) = l.expiry {
             out.extend_from_slice(b",\"ttl\":");
