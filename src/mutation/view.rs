@@ -304,6 +304,7 @@ pub struct ColumnData<'d> {
 
 impl<'d> ColumnData<'d> {
     /// Appends the column's name as a JSON key (`"name":`).
+    #[inline]
     pub(crate) fn write_json_key(&self, out: &mut Vec<u8>) {
         self.table.write_json_key(self.rec.col, self.name(), out);
     }

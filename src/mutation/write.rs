@@ -27,9 +27,9 @@
 use super::decode::{Decoded, DeletionTime, Liveness};
 use super::error::MutationError;
 use super::view::{Bound, Cell, CellPath, ColumnData, Mutation, PartitionUpdate, Row};
-use crate::schema::{ColumnRef, Table};
+use crate::schema::{ColumnRef, CqlType, Table};
 use crate::value::write::{boolean, hex, int, key, long, name_key, null, plain_string, string, uuid};
-use crate::value::{Value, ValueError, ValueWriter};
+use crate::value::{CounterContext, Value, ValueError, ValueWriter};
 
 /// Writes the change format (see the README) into byte buffers, exactly as
 /// `serde_json::to_writer` writes the `Serialize` forms, faster. Reuse one
@@ -250,9 +250,12 @@ impl ChangeWriter {
     }
 
     fn column(&mut self, out: &mut Vec<u8>, c: &ColumnData<'_>) {
+        // What every cell of the column asks of the schema, looked up once.
+        let col =
+            Col { counter: matches!(c.ty(), CqlType::Counter), gone: c.column().is_none(), dropped_at: c.dropped_at() };
         if !c.is_complex() {
             match c.cells().next() {
-                Some(cell) => self.cell(out, &cell, false),
+                Some(cell) => self.cell(out, &cell, false, col),
                 None => null(out),
             }
             return;
@@ -264,12 +267,12 @@ impl ChangeWriter {
             if i > 0 {
                 out.push(b',');
             }
-            self.cell(out, &cell, true);
+            self.cell(out, &cell, true, col);
         }
         out.extend_from_slice(b"]}");
     }
 
-    fn cell(&mut self, out: &mut Vec<u8>, c: &Cell<'_>, with_path: bool) {
+    fn cell(&mut self, out: &mut Vec<u8>, c: &Cell<'_>, with_path: bool, col: Col) {
         if with_path && let Some(path) = c.path() {
             out.push(b'{');
             key(out, "path");
@@ -289,9 +292,10 @@ impl ChangeWriter {
         if let Some(ldt) = c.local_deletion_time() {
             out.extend_from_slice(b",\"tombstone\":true,\"local_deletion_time\":");
             long(out, ldt);
-        } else if let Some(ctx) = c.counter() {
+        } else if col.counter {
+            // `Cell::counter` (a tombstone took the branch above).
             out.extend_from_slice(b",\"value\":");
-            match ctx {
+            match CounterContext::parse(c.value_bytes()) {
                 Ok(ctx) => {
                     long(out, ctx.total());
                     out.extend_from_slice(b",\"shards\":[");
@@ -327,7 +331,8 @@ impl ChangeWriter {
             out.extend_from_slice(b",\"expires_at\":");
             long(out, expires_at);
         }
-        if c.is_dropped() {
+        // `Cell::is_dropped`.
+        if col.gone || col.dropped_at.is_some_and(|t| c.timestamp() <= t) {
             out.extend_from_slice(b",\"dropped\":true");
         }
         out.push(b'}');
@@ -355,6 +360,14 @@ impl ChangeWriter {
         hex(out, raw, true);
         out.push(b'}');
     }
+}
+
+/// A column's schema facts its cells need (see [`ChangeWriter::column`]).
+#[derive(Clone, Copy)]
+struct Col {
+    counter: bool,
+    gone: bool,
+    dropped_at: Option<i64>,
 }
 
 /// A key column's name as a JSON key, rendered once per table.

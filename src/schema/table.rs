@@ -87,7 +87,7 @@ pub struct Table {
     /// Each current column's name as a JSON object key (`"name":`), then
     /// each dropped one's: written once here instead of escaped for every
     /// cell of the change format.
-    json_keys: Vec<Box<[u8]>>,
+    json_keys: Vec<JsonKey>,
     /// The keyspace and table names as JSON strings.
     json_names: [Box<[u8]>; 2],
 }
@@ -262,13 +262,14 @@ impl Table {
     /// from the keys rendered when the table was indexed (`name` is checked
     /// against it, so a name changed through the public fields since is
     /// rendered afresh).
+    #[inline]
     pub(crate) fn write_json_key(&self, col: ColumnRef, name: &str, out: &mut Vec<u8>) {
         let i = match col {
             ColumnRef::Current(i) => i as usize,
             ColumnRef::Dropped(i) => self.columns.len() + i as usize,
         };
         match self.json_keys.get(i) {
-            Some(k) if k.len() == name.len() + 3 && &k[1..k.len() - 2] == name.as_bytes() => out.extend_from_slice(k),
+            Some(k) if k.is_of(name.as_bytes()) => k.write(out),
             _ => crate::value::write::name_key(out, name),
         }
     }
@@ -370,7 +371,7 @@ impl Table {
             .iter()
             .map(|c| c.name.as_str())
             .chain(self.dropped.iter().map(|d| d.name.as_str()))
-            .map(json_key)
+            .map(JsonKey::new)
             .collect();
         Ok(())
     }
@@ -703,9 +704,101 @@ fn json_string(name: &str) -> Box<[u8]> {
     k.into_boxed_slice()
 }
 
-/// `"name":`, as the change format writes a column name.
-fn json_key(name: &str) -> Box<[u8]> {
-    let mut k = Vec::with_capacity(name.len() + 3);
-    crate::value::write::name_key(&mut k, name);
-    k.into_boxed_slice()
+/// A column name as the change format writes it (`"name":`), with what
+/// tells cheaply whether a name is still the one it was rendered from.
+#[derive(Clone, Debug)]
+struct JsonKey {
+    text: Box<[u8]>,
+    /// Keys up to 32 bytes, padded to a fixed size: appended whole, then
+    /// cut to length (no call to `memcpy` for a dozen bytes).
+    short: Option<[u8; 32]>,
+    /// The name's length and its [`windows`].
+    name_len: usize,
+    name_windows: Option<(u64, u64)>,
+}
+
+impl JsonKey {
+    fn new(name: &str) -> JsonKey {
+        let mut text = Vec::with_capacity(name.len() + 3);
+        crate::value::write::name_key(&mut text, name);
+        let short = (text.len() <= 32).then(|| {
+            let mut s = [0u8; 32];
+            s[..text.len()].copy_from_slice(&text);
+            s
+        });
+        JsonKey { text: text.into_boxed_slice(), short, name_len: name.len(), name_windows: windows(name.as_bytes()) }
+    }
+
+    /// Whether `name` is the name this key was rendered from.
+    #[inline]
+    fn is_of(&self, name: &[u8]) -> bool {
+        if name.len() != self.name_len {
+            return false;
+        }
+        match self.name_windows {
+            Some(w) => windows(name) == Some(w),
+            // Longer names: the key without its quotes and colon is the
+            // name when it needed no escaping.
+            None => self.text.get(1..self.text.len() - 2) == Some(name),
+        }
+    }
+
+    #[inline]
+    fn write(&self, out: &mut Vec<u8>) {
+        match &self.short {
+            Some(s) => {
+                let at = out.len();
+                out.extend_from_slice(s);
+                out.truncate(at + self.text.len());
+            }
+            None => out.extend_from_slice(&self.text),
+        }
+    }
+}
+
+/// Up to 16 bytes as two words that, with the length, determine them all
+/// (overlapping windows from each end: every byte covered, compared without
+/// a call); `None` for longer names.
+#[inline]
+fn windows(b: &[u8]) -> Option<(u64, u64)> {
+    let n = b.len();
+    let w4 = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().expect("4 bytes")) as u64;
+    let w8 = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+    match n {
+        0 => Some((0, 0)),
+        1..=3 => Some((b[0] as u64 | (b[n / 2] as u64) << 8 | (b[n - 1] as u64) << 16, 0)),
+        4..=7 => Some((w4(0), w4(n - 4))),
+        8..=16 => Some((w8(0), w8(n - 8))),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A rendered key recognizes exactly its own name: every length up to
+    /// 40 bytes, against the same name with any one byte changed (plain
+    /// and escaped names), and is written as the escaper writes it.
+    #[test]
+    fn a_json_key_is_of_its_name_and_no_other() {
+        for len in 0..=40usize {
+            for base in [b'a', b'"'] {
+                let name: Vec<u8> = (0..len).map(|i| if i % 5 == 3 { base } else { b'a' + (i % 26) as u8 }).collect();
+                let name = String::from_utf8(name).unwrap();
+                let key = JsonKey::new(&name);
+                assert!(key.is_of(name.as_bytes()) || name.contains('"'), "{name:?}");
+                let (mut written, mut escaped) = (Vec::new(), Vec::new());
+                key.write(&mut written);
+                crate::value::write::name_key(&mut escaped, &name);
+                assert_eq!(written, escaped);
+                for at in 0..len {
+                    let mut other = name.clone().into_bytes();
+                    other[at] ^= 0x01;
+                    assert!(!key.is_of(&other), "{name:?} at {at}");
+                }
+                assert!(!key.is_of(format!("{name}a").as_bytes()));
+            }
+        }
+    }
 }
