@@ -68,23 +68,11 @@ impl Digest {
     pub(crate) fn write_hex(&self, out: &mut Vec<u8>) {
         let mut text = [0u8; 32];
         for (pair, b) in text.chunks_exact_mut(2).zip(self.0) {
-            pair.copy_from_slice(&HEX_PAIRS[b as usize]);
+            pair.copy_from_slice(&crate::value::write::HEX_PAIRS[b as usize]);
         }
         out.extend_from_slice(&text);
     }
 }
-
-/// Each byte's two lowercase hex digits.
-static HEX_PAIRS: [[u8; 2]; 256] = {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut t = [[0u8; 2]; 256];
-    let mut i = 0;
-    while i < 256 {
-        t[i] = [HEX[i >> 4], HEX[i & 15]];
-        i += 1;
-    }
-    t
-};
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

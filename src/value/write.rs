@@ -18,6 +18,8 @@ pub struct ValueWriter {
     scratch: Vec<u8>,
     /// The last day rendered (dates repeat: a day is often a key).
     last_day: Option<(i64, [u8; 12])>,
+    /// The day of the last timestamp rendered, and its `yyyy-mm-dd`.
+    last_ts_day: Option<(i64, [u8; 10])>,
 }
 
 /// Escape classes, as `serde_json` escapes: `0` nothing, `b'u'` as
@@ -195,7 +197,7 @@ pub(crate) fn null(out: &mut Vec<u8>) {
 }
 
 /// Every byte as two lower-case hex digits.
-static HEX_PAIRS: [[u8; 2]; 256] = {
+pub(crate) static HEX_PAIRS: [[u8; 2]; 256] = {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut t = [[0u8; 2]; 256];
     let mut i = 0;
@@ -238,6 +240,17 @@ pub(crate) fn hex(out: &mut Vec<u8>, bytes: &[u8], prefix: bool) {
     out.push(b'"');
 }
 
+/// The two decimal digits of each number below 100.
+static DEC_PAIRS: [[u8; 2]; 100] = {
+    let mut t = [[0u8; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        t[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+        i += 1;
+    }
+    t
+};
+
 /// Two decimal digits.
 #[inline]
 fn two(out: &mut Vec<u8>, v: i64) {
@@ -253,6 +266,41 @@ fn date(out: &mut Vec<u8>, days: i64) {
 }
 
 impl ValueWriter {
+    /// A timestamp as [`timestamp`] writes it, built on the stack and
+    /// appended at once; the day's digits come from a one-entry cache
+    /// (timestamps of one stream mostly share their day).
+    fn timestamp(&mut self, out: &mut Vec<u8>, millis: i64) {
+        let days = millis.div_euclid(86_400_000);
+        let ms = millis.rem_euclid(86_400_000);
+        let day = match &self.last_ts_day {
+            Some((d, text)) if *d == days => *text,
+            _ => {
+                let (y, m, d) = crate::value::civil_from_days(days);
+                if !(0..=9999).contains(&y) {
+                    return timestamp(out, millis);
+                }
+                let mut text = [0u8; 10];
+                text[..2].copy_from_slice(&DEC_PAIRS[(y / 100) as usize]);
+                text[2..4].copy_from_slice(&DEC_PAIRS[(y % 100) as usize]);
+                text[4] = b'-';
+                text[5..7].copy_from_slice(&DEC_PAIRS[m as usize]);
+                text[7] = b'-';
+                text[8..].copy_from_slice(&DEC_PAIRS[d as usize]);
+                self.last_ts_day = Some((days, text));
+                text
+            }
+        };
+        let mut t = *b"\"yyyy-mm-dd hh:mm:ss.fffZ\"";
+        t[1..11].copy_from_slice(&day);
+        t[12..14].copy_from_slice(&DEC_PAIRS[(ms / 3_600_000) as usize]);
+        t[15..17].copy_from_slice(&DEC_PAIRS[(ms / 60_000 % 60) as usize]);
+        t[18..20].copy_from_slice(&DEC_PAIRS[(ms / 1000 % 60) as usize]);
+        let f = ms % 1000;
+        t[21] = b'0' + (f / 100) as u8;
+        t[22..24].copy_from_slice(&DEC_PAIRS[(f % 100) as usize]);
+        out.extend_from_slice(&t);
+    }
+
     /// A date, from the one-entry cache when it is the last one written.
     fn date(&mut self, out: &mut Vec<u8>, days: i64) {
         if let Some((d, text)) = &self.last_day
@@ -414,7 +462,7 @@ impl ValueWriter {
             Value::Double(f) => float(out, f, None),
             Value::Boolean(b) => boolean(out, b),
             Value::Uuid(u) | Value::TimeUuid(u) => uuid(out, &u),
-            Value::Timestamp(ms) => timestamp(out, ms),
+            Value::Timestamp(ms) => self.timestamp(out, ms),
             Value::Date(days) => self.date(out, days),
             Value::Time(ns) => plain_string(out, &format_time(ns)),
             Value::Duration(d) => plain_string(out, &format_duration(d.months, d.days, d.nanoseconds)),
@@ -540,6 +588,25 @@ mod tests {
         {
             let mut out = Vec::new();
             timestamp(&mut out, ms);
+            assert_eq!(out, format!("\"{}\"", crate::value::format_timestamp(ms)).into_bytes(), "{ms}");
+        }
+        // The writer's own path (stack-built, its day cached): runs of
+        // one day, day changes, both ways, and years outside four digits.
+        let mut w = ValueWriter::default();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut ms = 1_795_433_791_762i64;
+        for i in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ms = match i % 7 {
+                0 => (x >> 1) as i64,
+                1 => -((x >> 20) as i64),
+                2 => ms.wrapping_add((x % 86_400_000) as i64 * if x & 1 == 0 { 1 } else { -1 }),
+                _ => ms.wrapping_add((x % 1000) as i64),
+            };
+            let mut out = Vec::new();
+            w.value(&mut out, &Value::Timestamp(ms)).unwrap();
             assert_eq!(out, format!("\"{}\"", crate::value::format_timestamp(ms)).into_bytes(), "{ms}");
         }
     }
