@@ -251,8 +251,12 @@ impl ChangeWriter {
 
     fn column(&mut self, out: &mut Vec<u8>, c: &ColumnData<'_>) {
         // What every cell of the column asks of the schema, looked up once.
-        let col =
-            Col { counter: matches!(c.ty(), CqlType::Counter), gone: c.column().is_none(), dropped_at: c.dropped_at() };
+        let col = Col {
+            simple: (!c.is_complex()).then(|| c.ty()),
+            counter: matches!(c.ty(), CqlType::Counter),
+            gone: c.column().is_none(),
+            dropped_at: c.dropped_at(),
+        };
         if !c.is_complex() {
             match c.cells().next() {
                 Some(cell) => self.cell(out, &cell, false, col),
@@ -272,7 +276,7 @@ impl ChangeWriter {
         out.extend_from_slice(b"]}");
     }
 
-    fn cell(&mut self, out: &mut Vec<u8>, c: &Cell<'_>, with_path: bool, col: Col) {
+    fn cell(&mut self, out: &mut Vec<u8>, c: &Cell<'_>, with_path: bool, col: Col<'_>) {
         if with_path && let Some(path) = c.path() {
             out.push(b'{');
             key(out, "path");
@@ -317,7 +321,11 @@ impl ChangeWriter {
                 }
                 Err(e) => self.value_json(out, Err(e), c.value_bytes()),
             }
-        } else if let Some(v) = c.value() {
+        } else if let Some(v) = match col.simple {
+            // `Cell::value` of a simple column's (live) cell: its column type.
+            Some(ty) => Some(Value::decode(ty, c.value_bytes())),
+            None => c.value(),
+        } {
             if matches!(v, Ok(Value::Empty)) {
                 out.extend_from_slice(b",\"value\":null,\"empty\":true");
             } else {
@@ -364,7 +372,9 @@ impl ChangeWriter {
 
 /// A column's schema facts its cells need (see [`ChangeWriter::column`]).
 #[derive(Clone, Copy)]
-struct Col {
+struct Col<'t> {
+    /// A simple column's type (its cells' values are of it).
+    simple: Option<&'t CqlType>,
     counter: bool,
     gone: bool,
     dropped_at: Option<i64>,
