@@ -40,6 +40,8 @@ pub struct ChangeWriter {
     /// The last timestamp written and its digits: a row's cells mostly
     /// share their write's timestamp.
     last_ts: Option<(i64, [u8; 20], u8)>,
+    /// The last segment id's opening of a line.
+    segment_prefix: Option<(i64, Vec<u8>)>,
 }
 
 impl ChangeWriter {
@@ -79,9 +81,18 @@ impl ChangeWriter {
 
     fn entry(&mut self, out: &mut Vec<u8>, m: &Mutation<'_>, failure: Option<&MutationError>) {
         let failed_table = failure.and_then(|f| f.table_id).and_then(|id| m.schema.table_by_id(&id));
-        out.extend_from_slice(b"{\"segment_id\":");
-        long(out, m.segment_id());
-        out.extend_from_slice(b",\"position\":");
+        // `{"segment_id":ID,"position":`, the same for a segment's entries.
+        let id = m.segment_id();
+        match &self.segment_prefix {
+            Some((last, prefix)) if *last == id => out.extend_from_slice(prefix),
+            _ => {
+                let mut prefix = b"{\"segment_id\":".to_vec();
+                long(&mut prefix, id);
+                prefix.extend_from_slice(b",\"position\":");
+                out.extend_from_slice(&prefix);
+                self.segment_prefix = Some((id, prefix));
+            }
+        }
         int(out, m.position());
         out.extend_from_slice(b",\"keyspace\":");
         // The keyspace of the first update's table (`Mutation::keyspace`).
