@@ -142,7 +142,7 @@ fn resumed(data: &[u8], opts: &ReadOptions) {
 use std::sync::OnceLock;
 
 use cassandra_commitlog::mutation::debezium::Envelope;
-use cassandra_commitlog::mutation::{Change, Context, Decoder};
+use cassandra_commitlog::mutation::{Change, ChangeWriter, Context, Decoder};
 use cassandra_commitlog::schema::Schema;
 
 /// The fixed schema of the `mutation` target: the fixture's, plus a table
@@ -176,7 +176,18 @@ pub fn mutation(data: &[u8]) {
     let mut decoder = Decoder::new();
     for unsigned in [false, true] {
         let ctx = Context { unsigned_deletion_times: unsigned, ..Context::default() };
-        let m = match decoder.decode(data, schema, ctx) {
+        let decoded = decoder.decode(data, schema, ctx);
+        // The fast change-format writer gives exactly the serde path's bytes.
+        let mut fast = Vec::new();
+        ChangeWriter::new().write_line(&mut fast, &decoded);
+        let mut slow = match &decoded {
+            Ok(m) => serde_json::to_vec(m),
+            Err(u) => serde_json::to_vec(&**u),
+        }
+        .expect("mutations render");
+        slow.push(b'\n');
+        assert_eq!(String::from_utf8_lossy(&fast), String::from_utf8_lossy(&slow));
+        let m = match decoded {
             Ok(m) => m,
             Err(u) => {
                 assert!((u.error.error.offset() as usize) <= data.len());
