@@ -251,13 +251,6 @@ static DEC_PAIRS: [[u8; 2]; 100] = {
     t
 };
 
-/// Two decimal digits.
-#[inline]
-fn two(out: &mut Vec<u8>, v: i64) {
-    out.push(b'0' + (v / 10) as u8);
-    out.push(b'0' + (v % 10) as u8);
-}
-
 /// A `date` (days since the epoch) as `"yyyy-mm-dd"` (as `format_date`).
 fn date(out: &mut Vec<u8>, days: i64) {
     out.push(b'"');
@@ -271,33 +264,17 @@ impl ValueWriter {
     /// (timestamps of one stream mostly share their day).
     fn timestamp(&mut self, out: &mut Vec<u8>, millis: i64) {
         let days = millis.div_euclid(86_400_000);
-        let ms = millis.rem_euclid(86_400_000);
         let day = match &self.last_ts_day {
             Some((d, text)) if *d == days => *text,
             _ => {
-                let (y, m, d) = crate::value::civil_from_days(days);
-                if !(0..=9999).contains(&y) {
-                    return timestamp(out, millis);
-                }
-                let mut text = [0u8; 10];
-                text[..2].copy_from_slice(&DEC_PAIRS[(y / 100) as usize]);
-                text[2..4].copy_from_slice(&DEC_PAIRS[(y % 100) as usize]);
-                text[4] = b'-';
-                text[5..7].copy_from_slice(&DEC_PAIRS[m as usize]);
-                text[7] = b'-';
-                text[8..].copy_from_slice(&DEC_PAIRS[d as usize]);
+                let Some(text) = day_digits(days) else { return timestamp(out, millis) };
                 self.last_ts_day = Some((days, text));
                 text
             }
         };
         let mut t = *b"\"yyyy-mm-dd hh:mm:ss.fffZ\"";
         t[1..11].copy_from_slice(&day);
-        t[12..14].copy_from_slice(&DEC_PAIRS[(ms / 3_600_000) as usize]);
-        t[15..17].copy_from_slice(&DEC_PAIRS[(ms / 60_000 % 60) as usize]);
-        t[18..20].copy_from_slice(&DEC_PAIRS[(ms / 1000 % 60) as usize]);
-        let f = ms % 1000;
-        t[21] = b'0' + (f / 100) as u8;
-        t[22..24].copy_from_slice(&DEC_PAIRS[(f % 100) as usize]);
+        t[11..24].copy_from_slice(&time_of_day(millis.rem_euclid(86_400_000)));
         out.extend_from_slice(&t);
     }
 
@@ -317,45 +294,58 @@ impl ValueWriter {
     }
 }
 
+/// `yyyy-mm-dd` of a day count in the years 0 to 9999 (`None` outside).
+fn day_digits(days: i64) -> Option<[u8; 10]> {
+    let (y, m, d) = crate::value::civil_from_days(days);
+    if !(0..=9999).contains(&y) {
+        return None;
+    }
+    let mut text = *b"yyyy-mm-dd";
+    text[..2].copy_from_slice(&DEC_PAIRS[(y / 100) as usize]);
+    text[2..4].copy_from_slice(&DEC_PAIRS[(y % 100) as usize]);
+    text[5..7].copy_from_slice(&DEC_PAIRS[m as usize]);
+    text[8..].copy_from_slice(&DEC_PAIRS[d as usize]);
+    Some(text)
+}
+
 /// `yyyy-mm-dd` of a day count, as `format_date` writes it.
 fn ymd(out: &mut Vec<u8>, days: i64) {
-    let (y, m, d) = crate::value::civil_from_days(days);
-    if (0..=9999).contains(&y) {
-        two(out, y / 100);
-        two(out, y % 100);
-    } else {
-        // Outside four digits: the general form, rare.
-        if y < 0 {
-            out.push(b'-');
-        }
-        let digits = itoa::Buffer::new().format(y.unsigned_abs()).to_owned();
-        for _ in digits.len()..4 {
-            out.push(b'0');
-        }
-        out.extend_from_slice(digits.as_bytes());
+    if let Some(text) = day_digits(days) {
+        return out.extend_from_slice(&text);
     }
+    // Outside four digits: the general form, rare.
+    let (y, m, d) = crate::value::civil_from_days(days);
+    if y < 0 {
+        out.push(b'-');
+    }
+    let digits = itoa::Buffer::new().format(y.unsigned_abs()).to_owned();
+    for _ in digits.len()..4 {
+        out.push(b'0');
+    }
+    out.extend_from_slice(digits.as_bytes());
     out.push(b'-');
-    two(out, m as i64);
+    out.extend_from_slice(&DEC_PAIRS[m as usize]);
     out.push(b'-');
-    two(out, d as i64);
+    out.extend_from_slice(&DEC_PAIRS[d as usize]);
+}
+
+/// ` hh:mm:ss.fff` of the milliseconds into a day.
+fn time_of_day(ms: i64) -> [u8; 13] {
+    let mut t = *b" hh:mm:ss.fff";
+    t[1..3].copy_from_slice(&DEC_PAIRS[(ms / 3_600_000) as usize]);
+    t[4..6].copy_from_slice(&DEC_PAIRS[(ms / 60_000 % 60) as usize]);
+    t[7..9].copy_from_slice(&DEC_PAIRS[(ms / 1000 % 60) as usize]);
+    let f = ms % 1000;
+    t[10] = b'0' + (f / 100) as u8;
+    t[11..].copy_from_slice(&DEC_PAIRS[(f % 100) as usize]);
+    t
 }
 
 /// A `timestamp` as `"yyyy-mm-dd hh:mm:ss.fffZ"` (as `format_timestamp`).
 pub(crate) fn timestamp(out: &mut Vec<u8>, millis: i64) {
-    let days = millis.div_euclid(86_400_000);
-    let ms = millis.rem_euclid(86_400_000);
     out.push(b'"');
-    ymd(out, days);
-    out.push(b' ');
-    two(out, ms / 3_600_000);
-    out.push(b':');
-    two(out, ms / 60_000 % 60);
-    out.push(b':');
-    two(out, ms / 1000 % 60);
-    out.push(b'.');
-    let f = ms % 1000;
-    out.push(b'0' + (f / 100) as u8);
-    two(out, f % 100);
+    ymd(out, millis.div_euclid(86_400_000));
+    out.extend_from_slice(&time_of_day(millis.rem_euclid(86_400_000)));
     out.extend_from_slice(b"Z\"");
 }
 
