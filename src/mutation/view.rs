@@ -415,7 +415,12 @@ impl<'d> Cell<'d> {
     /// Whether the cell is dropped data: its column is no longer in the
     /// table, or was dropped after the cell was written.
     pub fn is_dropped(&self) -> bool {
-        self.col.column().is_none() || self.col.dropped_at().is_some_and(|t| self.rec.timestamp <= t)
+        match self.col.rec.col {
+            ColumnRef::Current(i) => {
+                self.col.table.columns[i as usize].dropped_at.is_some_and(|t| self.rec.timestamp <= t)
+            }
+            ColumnRef::Dropped(_) => true,
+        }
     }
 
     /// The value's bytes (empty for tombstones and set elements).
@@ -473,6 +478,10 @@ impl<'d> Cell<'d> {
     pub fn value(&self) -> Option<Result<Value<'d>, ValueError>> {
         if self.is_tombstone() {
             return None;
+        }
+        if !self.col.is_complex() {
+            // A simple column's cell holds a value of the column's type.
+            return Some(Value::decode(self.col.ty(), self.value_bytes()));
         }
         let ty = match (self.value_type(), self.col.ty()) {
             (Some(t), _) => t,

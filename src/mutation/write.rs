@@ -27,9 +27,9 @@
 use super::decode::{Decoded, DeletionTime, Liveness};
 use super::error::MutationError;
 use super::view::{Bound, Cell, CellPath, ColumnData, Mutation, PartitionUpdate, Row};
-use crate::schema::{ColumnRef, CqlType, Table};
+use crate::schema::{ColumnRef, Table};
 use crate::value::write::{boolean, hex, int, key, long, name_key, null, plain_string, string, uuid};
-use crate::value::{CounterContext, Value, ValueError, ValueWriter};
+use crate::value::{Value, ValueError, ValueWriter};
 
 /// Writes the change format (see the README) into byte buffers, exactly as
 /// `serde_json::to_writer` writes the `Serialize` forms, faster. Reuse one
@@ -97,7 +97,7 @@ impl ChangeWriter {
         out.extend_from_slice(b",\"keyspace\":");
         // The keyspace of the first update's table (`Mutation::keyspace`).
         match m.updates().next().map(|u| u.table()).or(failed_table) {
-            Some(t) => t.write_json_name(0, out),
+            Some(t) => t.write_json_keyspace(out),
             None => null(out),
         }
         out.extend_from_slice(b",\"updates\":[");
@@ -139,7 +139,7 @@ impl ChangeWriter {
 
     fn update(&mut self, out: &mut Vec<u8>, u: &PartitionUpdate<'_>) {
         out.extend_from_slice(b"{\"table\":");
-        u.table().write_json_name(1, out);
+        u.table().write_json_table_name(out);
         out.extend_from_slice(b",\"table_id\":");
         uuid(out, &u.table_id());
         out.extend_from_slice(b",\"digest\":\"");
@@ -261,16 +261,9 @@ impl ChangeWriter {
     }
 
     fn column(&mut self, out: &mut Vec<u8>, c: &ColumnData<'_>) {
-        // What every cell of the column asks of the schema, looked up once.
-        let col = Col {
-            simple: (!c.is_complex()).then(|| c.ty()),
-            counter: matches!(c.ty(), CqlType::Counter),
-            gone: c.column().is_none(),
-            dropped_at: c.dropped_at(),
-        };
         if !c.is_complex() {
             match c.cells().next() {
-                Some(cell) => self.cell(out, &cell, false, col),
+                Some(cell) => self.cell(out, &cell, false),
                 None => null(out),
             }
             return;
@@ -282,12 +275,12 @@ impl ChangeWriter {
             if i > 0 {
                 out.push(b',');
             }
-            self.cell(out, &cell, true, col);
+            self.cell(out, &cell, true);
         }
         out.extend_from_slice(b"]}");
     }
 
-    fn cell(&mut self, out: &mut Vec<u8>, c: &Cell<'_>, with_path: bool, col: Col<'_>) {
+    fn cell(&mut self, out: &mut Vec<u8>, c: &Cell<'_>, with_path: bool) {
         if with_path && let Some(path) = c.path() {
             out.push(b'{');
             key(out, "path");
@@ -307,10 +300,9 @@ impl ChangeWriter {
         if let Some(ldt) = c.local_deletion_time() {
             out.extend_from_slice(b",\"tombstone\":true,\"local_deletion_time\":");
             long(out, ldt);
-        } else if col.counter {
-            // `Cell::counter` (a tombstone took the branch above).
+        } else if let Some(ctx) = c.counter() {
             out.extend_from_slice(b",\"value\":");
-            match CounterContext::parse(c.value_bytes()) {
+            match ctx {
                 Ok(ctx) => {
                     long(out, ctx.total());
                     out.extend_from_slice(b",\"shards\":[");
@@ -332,11 +324,7 @@ impl ChangeWriter {
                 }
                 Err(e) => self.value_json(out, Err(e), c.value_bytes()),
             }
-        } else if let Some(v) = match col.simple {
-            // `Cell::value` of a simple column's (live) cell: its column type.
-            Some(ty) => Some(Value::decode(ty, c.value_bytes())),
-            None => c.value(),
-        } {
+        } else if let Some(v) = c.value() {
             if matches!(v, Ok(Value::Empty)) {
                 out.extend_from_slice(b",\"value\":null,\"empty\":true");
             } else {
@@ -350,8 +338,7 @@ impl ChangeWriter {
             out.extend_from_slice(b",\"expires_at\":");
             long(out, expires_at);
         }
-        // `Cell::is_dropped`.
-        if col.gone || col.dropped_at.is_some_and(|t| c.timestamp() <= t) {
+        if c.is_dropped() {
             out.extend_from_slice(b",\"dropped\":true");
         }
         out.push(b'}');
@@ -379,16 +366,6 @@ impl ChangeWriter {
         hex(out, raw, true);
         out.push(b'}');
     }
-}
-
-/// A column's schema facts its cells need (see [`ChangeWriter::column`]).
-#[derive(Clone, Copy)]
-struct Col<'t> {
-    /// A simple column's type (its cells' values are of it).
-    simple: Option<&'t CqlType>,
-    counter: bool,
-    gone: bool,
-    dropped_at: Option<i64>,
 }
 
 /// A key column's name as a JSON key, rendered once per table.
