@@ -274,14 +274,15 @@ impl Table {
         }
     }
 
-    /// The keyspace (`0`) or table (`1`) name as a JSON string, checked
-    /// against the name as for [`write_json_key`](Self::write_json_key).
-    pub(crate) fn write_json_name(&self, which: usize, out: &mut Vec<u8>) {
-        let name = if which == 0 { &self.keyspace } else { &self.name };
-        match self.json_names.get(which) {
-            Some(k) if k.len() == name.len() + 2 && &k[1..k.len() - 1] == name.as_bytes() => out.extend_from_slice(k),
-            _ => crate::value::write::string(out, name),
-        }
+    /// The keyspace name as a JSON string, rendered when the table was
+    /// indexed (checked as for [`write_json_key`](Self::write_json_key)).
+    pub(crate) fn write_json_keyspace(&self, out: &mut Vec<u8>) {
+        write_json_name(&self.json_names[0], &self.keyspace, out);
+    }
+
+    /// The table name as a JSON string, as the keyspace's.
+    pub(crate) fn write_json_table_name(&self, out: &mut Vec<u8>) {
+        write_json_name(&self.json_names[1], &self.name, out);
     }
 
     /// The `i`th partition key column.
@@ -694,6 +695,17 @@ impl Schema {
         self.tables[i].id = id;
         self.by_id.insert(id, i as u32);
         Ok(())
+    }
+}
+
+/// `name` as a JSON string: `rendered` when it is still the name's
+/// rendering (a name changed through the public fields since is rendered
+/// afresh).
+fn write_json_name(rendered: &[u8], name: &str, out: &mut Vec<u8>) {
+    if rendered.len() == name.len() + 2 && &rendered[1..rendered.len() - 1] == name.as_bytes() {
+        out.extend_from_slice(rendered);
+    } else {
+        crate::value::write::string(out, name);
     }
 }
 
