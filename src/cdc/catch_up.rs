@@ -6,11 +6,13 @@
 //! the log it also applies the schema mutations as it meets them (only
 //! those entries are decoded there), so that every batch carries the exact
 //! schema its entries were written under, and a batch ends at every schema
-//! change. Worker threads, each with its own decoder, turn batches into the
-//! consumer's own output (JSON lines, owned mutations, counts...), and the
-//! consumer gets the outputs in batch order: exactly what one thread gives.
-//! Memory is bounded: at most `in_flight` batches are read ahead of the
-//! consumer.
+//! change. Batches share the decoded sections with the reader (no entry is
+//! copied). Decoding threads, each with its own decoder, turn batches into
+//! the consumer's own output (JSON lines, owned mutations, counts...), and
+//! the consumer gets the outputs in batch order: exactly what one thread
+//! gives. Memory is bounded: at most `in_flight`
+//! batches are read ahead of the consumer (and the decoded sections they
+//! hold, each at most [`ReadOptions::max_section_len`]).
 //!
 //! ```
 //! use cassandra_commitlog::cdc::{CatchUp, Job, SchemaSource, Step};
@@ -116,11 +118,10 @@ pub struct CatchUp {
 
 /// What the reader hands the workers, in log order.
 enum Unit {
-    /// An entry: its bytes are `map[at]` for a plain segment, `copied[at]`
-    /// for a compressed or encrypted one.
+    /// An entry: its bytes are `at` of the place `src` names.
     Entry {
         at: std::ops::Range<usize>,
-        mapped: bool,
+        src: Src,
         ctx: Context,
         events: Vec<SchemaEvent>,
     },
@@ -129,15 +130,30 @@ enum Unit {
     Unreadable(segment::Error),
 }
 
+/// Where an entry's bytes are.
+#[derive(Clone, Copy)]
+enum Src {
+    /// The segment's map (a plain segment).
+    Map,
+    /// One of the batch's section buffers (a compressed or encrypted
+    /// segment: the buffer the reader decoded the section into).
+    Section(usize),
+    /// The batch's own copy.
+    Copied,
+}
+
 /// A run of units of one segment, all of one schema. Its entries' bytes
-/// are ranges of the segment's map, or of one buffer the batch owns (one
-/// allocation a batch, not one an entry: freed on another thread, many
-/// small buffers cost more than decoding them).
+/// are ranges of the segment's map or of the decoded sections they were
+/// read from, which the batch shares with the reader: no entry is copied
+/// (copied on one core and decoded on another, the bytes cost more than
+/// decoding them). A section buffer goes back to the reader once the last
+/// batch holding it is decoded.
 struct Batch {
     seq: u64,
     path: Arc<Path>,
     schema: Arc<Schema>,
     map: Bytes,
+    sections: Vec<Arc<Vec<u8>>>,
     copied: Vec<u8>,
     units: Vec<Unit>,
 }
@@ -246,20 +262,32 @@ impl CatchUp {
     }
 }
 
-/// Sends a decoded batch's entry buffer back to the reader (unless it grew
-/// past what a batch of entries needs: one huge entry should not stay).
+/// Sends the section buffers a decoded batch was the last to hold back to
+/// the reader: a fresh buffer a section costs page faults on every pass.
 fn recycle(spare: &std::sync::mpsc::Sender<Vec<u8>>, batch: Batch) {
-    if batch.copied.capacity() > 0 && batch.copied.capacity() <= 8 << 20 {
-        let _ = spare.send(batch.copied);
+    for buf in batch.sections {
+        if let Some(buf) = Arc::into_inner(buf) {
+            let _ = spare.send(buf);
+        }
     }
+}
+
+/// Whether `bytes` (an address and a length) lie within `within`.
+fn contains(within: &[u8], (ptr, len): (usize, usize)) -> bool {
+    let base = within.as_ptr() as usize;
+    ptr >= base && ptr - base <= within.len() && len <= within.len() - (ptr - base)
 }
 
 /// Decodes a batch's units with its schema, through `each`.
 fn decode_batch<S>(batch: &Batch, decoder: &mut Decoder, s: &mut S, each: &(impl Fn(&mut S, &Path, Step<'_>) + Sync)) {
     for unit in &batch.units {
         match unit {
-            Unit::Entry { at, mapped, ctx, events } => {
-                let bytes = if *mapped { &batch.map[at.clone()] } else { &batch.copied[at.clone()] };
+            Unit::Entry { at, src, ctx, events } => {
+                let bytes = match *src {
+                    Src::Map => &batch.map[at.clone()],
+                    Src::Section(i) => &batch.sections[i][at.clone()],
+                    Src::Copied => &batch.copied[at.clone()],
+                };
                 let decoded = decoder.decode(bytes, &batch.schema, ctx.clone());
                 each(s, &batch.path, Step::Entry { decoded: &decoded, events });
             }
@@ -268,6 +296,20 @@ fn decode_batch<S>(batch: &Batch, decoder: &mut Decoder, s: &mut S, each: &(impl
             Unit::Unreadable(e) => each(s, &batch.path, Step::Unreadable(e)),
         }
     }
+}
+
+/// The batch being filled.
+#[derive(Default)]
+struct Open {
+    sections: Vec<Arc<Vec<u8>>>,
+    copied: Vec<u8>,
+    units: Vec<Unit>,
+}
+
+/// Where `bytes` (an address and a length, within `within`) are in it.
+fn offset(within: &[u8], (ptr, len): (usize, usize)) -> std::ops::Range<usize> {
+    let start = ptr - within.as_ptr() as usize;
+    start..start + len
 }
 
 /// The reading side: segments in order, cut into batches, the schema
@@ -279,8 +321,7 @@ struct Reader {
     batch_entries: usize,
     decoder: Decoder,
     seq: u64,
-    /// Entry buffers of decoded batches, sent back to be filled again:
-    /// a fresh buffer a batch costs page faults and regrowth.
+    /// Section buffers of decoded batches, sent back to be filled again.
     spare: std::sync::mpsc::Receiver<Vec<u8>>,
 }
 
@@ -303,30 +344,25 @@ impl Reader {
         }
     }
 
-    fn batch(
-        &mut self,
-        path: &Arc<Path>,
-        schema: &Arc<Schema>,
-        map: Bytes,
-        copied: Vec<u8>,
-        units: Vec<Unit>,
-    ) -> Batch {
-        let b = Batch { seq: self.seq, path: path.clone(), schema: schema.clone(), map, copied, units };
+    fn batch(&mut self, path: &Arc<Path>, schema: &Arc<Schema>, map: Bytes, open: &mut Open) -> Batch {
+        let b = Batch {
+            seq: self.seq,
+            path: path.clone(),
+            schema: schema.clone(),
+            map,
+            sections: std::mem::take(&mut open.sections),
+            copied: std::mem::take(&mut open.copied),
+            units: std::mem::take(&mut open.units),
+        };
         self.seq += 1;
-        b
-    }
-
-    /// An empty entry buffer: a decoded batch's, if one came back.
-    fn buffer(&self) -> Vec<u8> {
-        let mut b = self.spare.try_recv().unwrap_or_default();
-        b.clear();
         b
     }
 
     /// A batch that says a segment cannot be read.
     fn unreadable(&mut self, path: &Arc<Path>, e: segment::Error) -> Batch {
         let schema = self.schema();
-        self.batch(path, &schema, Bytes::new(), Vec::new(), vec![Unit::Unreadable(e)])
+        let mut open = Open { units: vec![Unit::Unreadable(e)], ..Open::default() };
+        self.batch(path, &schema, Bytes::new(), &mut open)
     }
 
     /// Reads every job, sending batches until `send` says stop.
@@ -360,8 +396,7 @@ impl Reader {
                 }
             };
             let map = seg.bytes().clone();
-            let mut units = Vec::new();
-            let mut copied = self.buffer();
+            let mut open = Open::default();
             let mut entries = 0;
             // Each batch gets its own handle on the path: one shared by all
             // would have its count touched by every thread for every entry.
@@ -373,7 +408,7 @@ impl Reader {
                     Ok(Some(item)) => item,
                     Ok(None) => break,
                     Err(e) => {
-                        units.push(Unit::Unreadable(e));
+                        open.units.push(Unit::Unreadable(e));
                         break;
                     }
                 };
@@ -385,43 +420,54 @@ impl Reader {
                             None => Vec::new(),
                         };
                         let changed = !events.is_empty();
-                        let (at, mapped) = match e.file_offset {
-                            Some(off) => (off as usize + 8..off as usize + 8 + e.mutation.len(), true),
-                            None => {
-                                copied.extend_from_slice(e.mutation);
-                                (copied.len() - e.mutation.len()..copied.len(), false)
+                        let bytes = (e.mutation.as_ptr() as usize, e.mutation.len());
+                        let (at, src) = match open.sections.last() {
+                            _ if contains(&map, bytes) => (offset(&map, bytes), Src::Map),
+                            Some(b) if contains(b, bytes) => (offset(b, bytes), Src::Section(open.sections.len() - 1)),
+                            _ => {
+                                // The first entry of a section: kept by a copy
+                                // until the section's buffer is known to hold it.
+                                let start = open.copied.len();
+                                open.copied.extend_from_slice(e.mutation);
+                                let section = reader.section_buffer();
+                                if contains(&section, bytes) {
+                                    open.copied.truncate(start);
+                                    open.sections.push(section);
+                                    (
+                                        offset(&open.sections[open.sections.len() - 1], bytes),
+                                        Src::Section(open.sections.len() - 1),
+                                    )
+                                } else {
+                                    (start..open.copied.len(), Src::Copied)
+                                }
                             }
                         };
-                        units.push(Unit::Entry { at, mapped, ctx, events });
+                        open.units.push(Unit::Entry { at, src, ctx, events });
                         entries += 1;
                         // A batch ends at a schema change: its entries share one schema.
                         if entries >= self.batch_entries || changed {
-                            let fresh = self.buffer();
-                            let b = self.batch(
-                                &batch_path,
-                                &schema,
-                                map.clone(),
-                                std::mem::replace(&mut copied, fresh),
-                                std::mem::take(&mut units),
-                            );
+                            let b = self.batch(&batch_path, &schema, map.clone(), &mut open);
                             batch_path = Arc::from(job.path.as_path());
                             schema = self.schema();
                             entries = 0;
                             if !send(b) {
                                 return;
                             }
+                            while let Ok(spare) = self.spare.try_recv() {
+                                reader.give_spare(spare);
+                            }
                         }
                     }
-                    Item::Loss(l) => units.push(Unit::Loss(l)),
+                    Item::Loss(l) => open.units.push(Unit::Loss(l)),
                     Item::Section(_) => {}
                 }
             }
             if let Some(tail) = reader.summary().tail.filter(|t| t.class() != TailClass::Clean) {
-                units.push(Unit::Tail(tail));
+                open.units.push(Unit::Tail(tail));
             }
             buffers = reader.into_buffers();
-            if !units.is_empty() {
-                let b = self.batch(&batch_path, &schema, map, copied, units);
+            if !open.units.is_empty() {
+                let b = self.batch(&batch_path, &schema, map, &mut open);
                 if !send(b) {
                     return;
                 }
