@@ -10,7 +10,9 @@
 //! copied). Decoding threads, each with its own decoder, turn batches into
 //! the consumer's own output (JSON lines, owned mutations, counts...), and
 //! the consumer gets the outputs in batch order: exactly what one thread
-//! gives. Memory is bounded: at most `in_flight`
+//! gives. The reader is one of the `threads`: a batch that finds the queue
+//! full is decoded by the reader itself, and once everything is read the
+//! reader helps empty the queue. Memory is bounded: at most `in_flight`
 //! batches are read ahead of the consumer (and the decoded sections they
 //! hold, each at most [`ReadOptions::max_section_len`]).
 //!
@@ -42,7 +44,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -160,7 +162,8 @@ struct Batch {
 
 impl CatchUp {
     /// `threads` decoding threads (at least one; with one, everything runs
-    /// on the calling thread), twice as many batches as threads (plus two)
+    /// on the calling thread; with more, the reader is one of them and the
+    /// consumer runs on the calling thread), twice as many batches as threads (plus two)
     /// in flight, 1024 entries a batch.
     pub fn new(threads: usize) -> CatchUp {
         let threads = threads.max(1);
@@ -217,30 +220,49 @@ impl CatchUp {
         let (batch_tx, batch_rx) = sync_channel::<Batch>(self.in_flight);
         let batch_rx = Mutex::new(batch_rx);
         let (out_tx, out_rx) = sync_channel::<(u64, C)>(self.in_flight);
+        // Decodes a batch and sends its output on; false once the
+        // consumer is gone.
+        let decode = |batch: Batch, decoder: &mut Decoder, s: &mut S, out: &SyncSender<(u64, C)>| {
+            decode_batch(&batch, decoder, s, &each);
+            let seq = batch.seq;
+            recycle(&spare_tx, batch);
+            out.send((seq, take(s))).is_ok()
+        };
+        // Decodes queued batches until the queue is closed and empty.
+        let work = |decoder: &mut Decoder, s: &mut S, out: &SyncSender<(u64, C)>| loop {
+            let next = batch_rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+            let Ok(batch) = next else { return };
+            if !decode(batch, decoder, s, out) {
+                return;
+            }
+        };
         let workers_ok = std::thread::scope(|scope| {
+            let (decode, work, state) = (&decode, &work, &state);
+            let out = out_tx.clone();
             let reading = scope.spawn(move || {
-                reader.read_all(&jobs, |batch| batch_tx.send(batch).is_ok());
+                // The reader is one of the decoding threads: a batch that
+                // finds the queue full is decoded here, while its section is
+                // still in this core's cache (and no third thread competes
+                // for two cores); once all is read, it helps empty the queue.
+                let (mut s, mut decoder) = (state(), Decoder::new());
+                reader.read_all(&jobs, |batch| match batch_tx.try_send(batch) {
+                    Ok(()) => true,
+                    Err(TrySendError::Disconnected(_)) => false,
+                    Err(TrySendError::Full(batch)) => decode(batch, &mut decoder, &mut s, &out),
+                });
+                drop(batch_tx);
+                work(&mut decoder, &mut s, &out);
                 reader.tracker
             });
-            let mut workers = Vec::new();
-            for _ in 0..self.threads {
-                let (out_tx, spare_tx) = (out_tx.clone(), spare_tx.clone());
-                let (batch_rx, state, each, take) = (&batch_rx, &state, &each, &take);
-                workers.push(scope.spawn(move || {
-                    let mut s = state();
-                    let mut decoder = Decoder::new();
-                    loop {
-                        let next = batch_rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                        let Ok(batch) = next else { return };
-                        decode_batch(&batch, &mut decoder, &mut s, each);
-                        let seq = batch.seq;
-                        recycle(&spare_tx, batch);
-                        if out_tx.send((seq, take(&mut s))).is_err() {
-                            return;
-                        }
-                    }
-                }));
-            }
+            let workers: Vec<_> = (1..self.threads)
+                .map(|_| {
+                    let out = out_tx.clone();
+                    scope.spawn(move || {
+                        let (mut s, mut decoder) = (state(), Decoder::new());
+                        work(&mut decoder, &mut s, &out);
+                    })
+                })
+                .collect();
             drop(out_tx);
             // Outputs arrive in any order; hand them over in batch order.
             let mut waiting = BTreeMap::new();
