@@ -6,15 +6,13 @@
 //! the log it also applies the schema mutations as it meets them (only
 //! those entries are decoded there), so that every batch carries the exact
 //! schema its entries were written under, and a batch ends at every schema
-//! change. Batches share the decoded sections with the reader (no entry is
-//! copied). Decoding threads, each with its own decoder, turn batches into
-//! the consumer's own output (JSON lines, owned mutations, counts...), and
-//! the consumer gets the outputs in batch order: exactly what one thread
-//! gives. The reader is one of the `threads`: a batch that finds the queue
-//! full is decoded by the reader itself, and once everything is read the
-//! reader helps empty the queue. Memory is bounded: at most `in_flight`
-//! batches are read ahead of the consumer (and the decoded sections they
-//! hold, each at most [`ReadOptions::max_section_len`]).
+//! change. Worker threads, each with its own decoder, turn batches into the
+//! consumer's own output (JSON lines, owned mutations, counts...), and the
+//! consumer gets the outputs in batch order: exactly what one thread gives.
+//! The reader is one of the `threads`: a batch that finds the queue full is
+//! decoded by the reader itself, and once everything is read the reader
+//! helps empty the queue. Memory is bounded: at most `in_flight` batches are read ahead of the
+//! consumer.
 //!
 //! ```
 //! use cassandra_commitlog::cdc::{CatchUp, Job, SchemaSource, Step};
@@ -120,10 +118,11 @@ pub struct CatchUp {
 
 /// What the reader hands the workers, in log order.
 enum Unit {
-    /// An entry: its bytes are `at` of the place `src` names.
+    /// An entry: its bytes are `map[at]` for a plain segment, `copied[at]`
+    /// for a compressed or encrypted one.
     Entry {
         at: std::ops::Range<usize>,
-        src: Src,
+        mapped: bool,
         ctx: Context,
         events: Vec<SchemaEvent>,
     },
@@ -132,30 +131,15 @@ enum Unit {
     Unreadable(segment::Error),
 }
 
-/// Where an entry's bytes are.
-#[derive(Clone, Copy)]
-enum Src {
-    /// The segment's map (a plain segment).
-    Map,
-    /// One of the batch's section buffers (a compressed or encrypted
-    /// segment: the buffer the reader decoded the section into).
-    Section(usize),
-    /// The batch's own copy.
-    Copied,
-}
-
 /// A run of units of one segment, all of one schema. Its entries' bytes
-/// are ranges of the segment's map or of the decoded sections they were
-/// read from, which the batch shares with the reader: no entry is copied
-/// (copied on one core and decoded on another, the bytes cost more than
-/// decoding them). A section buffer goes back to the reader once the last
-/// batch holding it is decoded.
+/// are ranges of the segment's map, or of one buffer the batch owns (one
+/// allocation a batch, not one an entry: freed on another thread, many
+/// small buffers cost more than decoding them).
 struct Batch {
     seq: u64,
     path: Arc<Path>,
     schema: Arc<Schema>,
     map: Bytes,
-    sections: Vec<Arc<Vec<u8>>>,
     copied: Vec<u8>,
     units: Vec<Unit>,
 }
@@ -163,11 +147,11 @@ struct Batch {
 impl CatchUp {
     /// `threads` decoding threads (at least one; with one, everything runs
     /// on the calling thread; with more, the reader is one of them and the
-    /// consumer runs on the calling thread), twice as many batches as threads (plus two)
-    /// in flight, 1024 entries a batch.
+    /// consumer runs on the calling thread), as many batches as threads
+    /// plus two in flight, 1024 entries a batch.
     pub fn new(threads: usize) -> CatchUp {
         let threads = threads.max(1);
-        CatchUp { threads, in_flight: 2 * threads + 2, batch_entries: 1024 }
+        CatchUp { threads, in_flight: threads + 2, batch_entries: 1024 }
     }
 
     /// At most this many batches read ahead of the consumer.
@@ -284,32 +268,20 @@ impl CatchUp {
     }
 }
 
-/// Sends the section buffers a decoded batch was the last to hold back to
-/// the reader: a fresh buffer a section costs page faults on every pass.
+/// Sends a decoded batch's entry buffer back to the reader (unless it grew
+/// past what a batch of entries needs: one huge entry should not stay).
 fn recycle(spare: &std::sync::mpsc::Sender<Vec<u8>>, batch: Batch) {
-    for buf in batch.sections {
-        if let Some(buf) = Arc::into_inner(buf) {
-            let _ = spare.send(buf);
-        }
+    if batch.copied.capacity() > 0 && batch.copied.capacity() <= 8 << 20 {
+        let _ = spare.send(batch.copied);
     }
-}
-
-/// Whether `bytes` (an address and a length) lie within `within`.
-fn contains(within: &[u8], (ptr, len): (usize, usize)) -> bool {
-    let base = within.as_ptr() as usize;
-    ptr >= base && ptr - base <= within.len() && len <= within.len() - (ptr - base)
 }
 
 /// Decodes a batch's units with its schema, through `each`.
 fn decode_batch<S>(batch: &Batch, decoder: &mut Decoder, s: &mut S, each: &(impl Fn(&mut S, &Path, Step<'_>) + Sync)) {
     for unit in &batch.units {
         match unit {
-            Unit::Entry { at, src, ctx, events } => {
-                let bytes = match *src {
-                    Src::Map => &batch.map[at.clone()],
-                    Src::Section(i) => &batch.sections[i][at.clone()],
-                    Src::Copied => &batch.copied[at.clone()],
-                };
+            Unit::Entry { at, mapped, ctx, events } => {
+                let bytes = if *mapped { &batch.map[at.clone()] } else { &batch.copied[at.clone()] };
                 let decoded = decoder.decode(bytes, &batch.schema, ctx.clone());
                 each(s, &batch.path, Step::Entry { decoded: &decoded, events });
             }
@@ -318,20 +290,6 @@ fn decode_batch<S>(batch: &Batch, decoder: &mut Decoder, s: &mut S, each: &(impl
             Unit::Unreadable(e) => each(s, &batch.path, Step::Unreadable(e)),
         }
     }
-}
-
-/// The batch being filled.
-#[derive(Default)]
-struct Open {
-    sections: Vec<Arc<Vec<u8>>>,
-    copied: Vec<u8>,
-    units: Vec<Unit>,
-}
-
-/// Where `bytes` (an address and a length, within `within`) are in it.
-fn offset(within: &[u8], (ptr, len): (usize, usize)) -> std::ops::Range<usize> {
-    let start = ptr - within.as_ptr() as usize;
-    start..start + len
 }
 
 /// The reading side: segments in order, cut into batches, the schema
@@ -343,7 +301,8 @@ struct Reader {
     batch_entries: usize,
     decoder: Decoder,
     seq: u64,
-    /// Section buffers of decoded batches, sent back to be filled again.
+    /// Entry buffers of decoded batches, sent back to be filled again:
+    /// a fresh buffer a batch costs page faults and regrowth.
     spare: std::sync::mpsc::Receiver<Vec<u8>>,
 }
 
@@ -366,25 +325,30 @@ impl Reader {
         }
     }
 
-    fn batch(&mut self, path: &Arc<Path>, schema: &Arc<Schema>, map: Bytes, open: &mut Open) -> Batch {
-        let b = Batch {
-            seq: self.seq,
-            path: path.clone(),
-            schema: schema.clone(),
-            map,
-            sections: std::mem::take(&mut open.sections),
-            copied: std::mem::take(&mut open.copied),
-            units: std::mem::take(&mut open.units),
-        };
+    fn batch(
+        &mut self,
+        path: &Arc<Path>,
+        schema: &Arc<Schema>,
+        map: Bytes,
+        copied: Vec<u8>,
+        units: Vec<Unit>,
+    ) -> Batch {
+        let b = Batch { seq: self.seq, path: path.clone(), schema: schema.clone(), map, copied, units };
         self.seq += 1;
+        b
+    }
+
+    /// An empty entry buffer: a decoded batch's, if one came back.
+    fn buffer(&self) -> Vec<u8> {
+        let mut b = self.spare.try_recv().unwrap_or_default();
+        b.clear();
         b
     }
 
     /// A batch that says a segment cannot be read.
     fn unreadable(&mut self, path: &Arc<Path>, e: segment::Error) -> Batch {
         let schema = self.schema();
-        let mut open = Open { units: vec![Unit::Unreadable(e)], ..Open::default() };
-        self.batch(path, &schema, Bytes::new(), &mut open)
+        self.batch(path, &schema, Bytes::new(), Vec::new(), vec![Unit::Unreadable(e)])
     }
 
     /// Reads every job, sending batches until `send` says stop.
@@ -418,7 +382,8 @@ impl Reader {
                 }
             };
             let map = seg.bytes().clone();
-            let mut open = Open::default();
+            let mut units = Vec::new();
+            let mut copied = self.buffer();
             let mut entries = 0;
             // Each batch gets its own handle on the path: one shared by all
             // would have its count touched by every thread for every entry.
@@ -430,7 +395,7 @@ impl Reader {
                     Ok(Some(item)) => item,
                     Ok(None) => break,
                     Err(e) => {
-                        open.units.push(Unit::Unreadable(e));
+                        units.push(Unit::Unreadable(e));
                         break;
                     }
                 };
@@ -442,54 +407,43 @@ impl Reader {
                             None => Vec::new(),
                         };
                         let changed = !events.is_empty();
-                        let bytes = (e.mutation.as_ptr() as usize, e.mutation.len());
-                        let (at, src) = match open.sections.last() {
-                            _ if contains(&map, bytes) => (offset(&map, bytes), Src::Map),
-                            Some(b) if contains(b, bytes) => (offset(b, bytes), Src::Section(open.sections.len() - 1)),
-                            _ => {
-                                // The first entry of a section: kept by a copy
-                                // until the section's buffer is known to hold it.
-                                let start = open.copied.len();
-                                open.copied.extend_from_slice(e.mutation);
-                                let section = reader.section_buffer();
-                                if contains(&section, bytes) {
-                                    open.copied.truncate(start);
-                                    open.sections.push(section);
-                                    (
-                                        offset(&open.sections[open.sections.len() - 1], bytes),
-                                        Src::Section(open.sections.len() - 1),
-                                    )
-                                } else {
-                                    (start..open.copied.len(), Src::Copied)
-                                }
+                        let (at, mapped) = match e.file_offset {
+                            Some(off) => (off as usize + 8..off as usize + 8 + e.mutation.len(), true),
+                            None => {
+                                copied.extend_from_slice(e.mutation);
+                                (copied.len() - e.mutation.len()..copied.len(), false)
                             }
                         };
-                        open.units.push(Unit::Entry { at, src, ctx, events });
+                        units.push(Unit::Entry { at, mapped, ctx, events });
                         entries += 1;
                         // A batch ends at a schema change: its entries share one schema.
                         if entries >= self.batch_entries || changed {
-                            let b = self.batch(&batch_path, &schema, map.clone(), &mut open);
+                            let fresh = self.buffer();
+                            let b = self.batch(
+                                &batch_path,
+                                &schema,
+                                map.clone(),
+                                std::mem::replace(&mut copied, fresh),
+                                std::mem::take(&mut units),
+                            );
                             batch_path = Arc::from(job.path.as_path());
                             schema = self.schema();
                             entries = 0;
                             if !send(b) {
                                 return;
                             }
-                            while let Ok(spare) = self.spare.try_recv() {
-                                reader.give_spare(spare);
-                            }
                         }
                     }
-                    Item::Loss(l) => open.units.push(Unit::Loss(l)),
+                    Item::Loss(l) => units.push(Unit::Loss(l)),
                     Item::Section(_) => {}
                 }
             }
             if let Some(tail) = reader.summary().tail.filter(|t| t.class() != TailClass::Clean) {
-                open.units.push(Unit::Tail(tail));
+                units.push(Unit::Tail(tail));
             }
             buffers = reader.into_buffers();
-            if !open.units.is_empty() {
-                let b = self.batch(&batch_path, &schema, map, &mut open);
+            if !units.is_empty() {
+                let b = self.batch(&batch_path, &schema, map, copied, units);
                 if !send(b) {
                     return;
                 }

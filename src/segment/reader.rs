@@ -520,41 +520,11 @@ pub(crate) enum Cipher {
 /// next, so that the section buffer is allocated (and zeroed) once.
 #[derive(Default)]
 pub struct ReadBuffers {
-    /// Shared with whoever holds a section's entries past the walk (a
-    /// catch-up batch): a shared buffer is not written again, a spare or a
-    /// new one takes its place.
-    buf: Arc<Vec<u8>>,
-    /// Buffers given back once no batch holds them.
-    spare: Vec<Vec<u8>>,
+    buf: Vec<u8>,
     scratch: Vec<u8>,
     codecs: Codecs,
     /// The section `buf` holds, decoded.
     held: Option<HeldSection>,
-}
-
-/// The section buffer, to be written: a spare or a new one if the current
-/// one is shared.
-fn unique<'b>(buf: &'b mut Arc<Vec<u8>>, spare: &mut Vec<Vec<u8>>) -> &'b mut Vec<u8> {
-    if Arc::get_mut(buf).is_none() {
-        *buf = Arc::new(spare.pop().unwrap_or_default());
-    }
-    // Unique now: this does not copy.
-    Arc::make_mut(buf)
-}
-
-/// Makes `buf` at least `n` bytes long. One too small is replaced, not
-/// grown: growing would copy its stale bytes and zero the rest, where a new
-/// zeroed allocation costs nothing for pages never touched (so it is made
-/// with room for somewhat larger sections to come, within `cap`).
-fn grow(buf: &mut Vec<u8>, n: usize, cap: usize) {
-    if buf.len() >= n {
-        return;
-    }
-    if buf.capacity() >= n {
-        buf.resize(n, 0);
-    } else {
-        *buf = vec![0; n.next_power_of_two().min(cap).max(n)];
-    }
 }
 
 /// Which section a buffer holds, decoded: a reader resumed at that section
@@ -635,8 +605,7 @@ pub struct SegmentReader<'a> {
     pending: VecDeque<Loss>,
     /// The loss the last `Event::Loss` reported.
     lost: Option<Loss>,
-    buf: Arc<Vec<u8>>,
-    spare: Vec<Vec<u8>>,
+    buf: Vec<u8>,
     scratch: Vec<u8>,
     codecs: Codecs,
     held: Option<HeldSection>,
@@ -699,7 +668,6 @@ impl<'a> SegmentReader<'a> {
             pending: VecDeque::new(),
             lost: None,
             buf: buffers.buf,
-            spare: buffers.spare,
             scratch: buffers.scratch,
             codecs: buffers.codecs,
             held: buffers.held,
@@ -726,22 +694,7 @@ impl<'a> SegmentReader<'a> {
     /// Consumes the reader, returning its buffers for the next one (see
     /// [`Segment::reader_with`](super::Segment::reader_with)).
     pub fn into_buffers(self) -> ReadBuffers {
-        ReadBuffers { buf: self.buf, spare: self.spare, scratch: self.scratch, codecs: self.codecs, held: self.held }
-    }
-
-    /// The buffer the current compressed or encrypted section was decoded
-    /// into, shared: entries taken from it stay valid after the walk moves
-    /// on (the reader decodes later sections into another buffer).
-    pub(crate) fn section_buffer(&self) -> Arc<Vec<u8>> {
-        Arc::clone(&self.buf)
-    }
-
-    /// A buffer no one holds any more, to decode a later section into
-    /// (at most three are kept; their bytes are overwritten, not zeroed).
-    pub(crate) fn give_spare(&mut self, buf: Vec<u8>) {
-        if self.spare.len() < 3 {
-            self.spare.push(buf);
-        }
+        ReadBuffers { buf: self.buf, scratch: self.scratch, codecs: self.codecs, held: self.held }
     }
 
     /// The next section, entry or loss; `Ok(None)` at the end. Errors only
@@ -776,7 +729,7 @@ impl<'a> SegmentReader<'a> {
     }
 
     fn resolve(&self, f: Found) -> Entry<'_> {
-        let src: &[u8] = if f.buffered { &self.buf[..] } else { self.data };
+        let src: &[u8] = if f.buffered { &self.buf } else { self.data };
         Entry {
             segment_id: self.id,
             section_file_offset: f.section_file_offset,
@@ -1323,14 +1276,13 @@ impl<'a> SegmentReader<'a> {
             // Noop sections are the entries themselves: borrow them.
             Cipher::Codec(Compression::Noop) if payload.len() == n => Ok(Content::Borrowed { start, end }),
             Cipher::Codec(codec) => {
-                let buf = unique(&mut self.buf, &mut self.spare);
-                grow(buf, n, cap as usize);
-                self.codecs.decompress(*codec, payload, &mut buf[..n]).map(|()| Content::Buffered { len: n })
+                if self.buf.len() < n {
+                    self.buf.resize(n, 0);
+                }
+                self.codecs.decompress(*codec, payload, &mut self.buf[..n]).map(|()| Content::Buffered { len: n })
             }
-            Cipher::Encrypted { key, iv } => {
-                let buf = unique(&mut self.buf, &mut self.spare);
-                decrypt_section(key, iv, payload, n, buf, &mut self.scratch).map(|()| Content::Buffered { len: n })
-            }
+            Cipher::Encrypted { key, iv } => decrypt_section(key, iv, payload, n, &mut self.buf, &mut self.scratch)
+                .map(|()| Content::Buffered { len: n }),
         }
     }
 
