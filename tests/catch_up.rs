@@ -137,3 +137,79 @@ fn catching_up_on_several_threads_gives_what_one_gives_on_every_corpus_directory
     lines += check(&bench.join("cdc_raw"), &ReadOptions::new(), Some(&schema));
     assert!(lines > 200_000, "{lines} lines");
 }
+
+/// Runs a catch-up of the fixture's segments on a helper thread, so that
+/// a hang fails the test instead of stalling it: the outcome, or `None`
+/// after 60 s.
+fn within_a_minute<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(60)).ok()
+}
+
+fn fixture_jobs() -> (Vec<Job>, Arc<Schema>) {
+    let schema = Schema::parse(&std::fs::read_to_string("testdata/cdc_schema.cql").unwrap()).unwrap();
+    let jobs = ["testdata/cdc_raw/CommitLog-7-2000.log", "testdata/cdc_raw/CommitLog-7-2001.log"]
+        .map(|p| Job::new(p, ReadOptions::new()))
+        .to_vec();
+    (jobs, Arc::new(schema))
+}
+
+#[test]
+fn a_panicking_callback_ends_the_catch_up_with_an_error_on_every_thread_count() {
+    // Batches of one entry and a queue of one: the reader finds the queue
+    // full and decodes batches itself, so the panic also happens there.
+    for threads in [2, 3, 4] {
+        for panic_at in [0usize, 1, 3, 8] {
+            let outcome = within_a_minute(move || {
+                let (jobs, schema) = fixture_jobs();
+                let seen = std::sync::atomic::AtomicUsize::new(0);
+                CatchUp::new(threads).batch_entries(1).in_flight(1).run(
+                    jobs,
+                    SchemaSource::Fixed(schema),
+                    || (),
+                    |_, _, step| {
+                        if let Step::Entry { .. } = step
+                            && seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == panic_at
+                        {
+                            panic!("the caller's callback fails");
+                        }
+                    },
+                    |_| (),
+                    |_| (),
+                )
+            });
+            let outcome = outcome.unwrap_or_else(|| panic!("{threads} threads, panic at {panic_at}: hung"));
+            assert!(outcome.is_err(), "{threads} threads, panic at {panic_at}: {outcome:?}");
+        }
+    }
+}
+
+#[test]
+fn a_panicking_consumer_panics_the_caller_and_stops_every_thread() {
+    for threads in [1, 2, 3] {
+        let outcome = within_a_minute(move || {
+            std::panic::catch_unwind(move || {
+                let (jobs, schema) = fixture_jobs();
+                let mut consumed = 0;
+                let _ = CatchUp::new(threads).batch_entries(1).in_flight(1).run(
+                    jobs,
+                    SchemaSource::Fixed(schema),
+                    || (),
+                    |_, _, _| {},
+                    |_| (),
+                    |()| {
+                        consumed += 1;
+                        if consumed == 2 {
+                            panic!("the caller's consumer fails");
+                        }
+                    },
+                );
+            })
+            .is_err()
+        });
+        assert_eq!(outcome, Some(true), "{threads} threads: hung (None) or did not panic");
+    }
+}

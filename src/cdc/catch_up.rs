@@ -221,6 +221,11 @@ impl CatchUp {
             }
         };
         let workers_ok = std::thread::scope(|scope| {
+            // Owned here, so that a panic in `consume` drops it while
+            // unwinding: the threads' sends then fail and they stop, where
+            // they would otherwise wait forever for room and the scope for
+            // them.
+            let out_rx = out_rx;
             let (decode, work, state) = (&decode, &work, &state);
             let out = out_tx.clone();
             let reading = scope.spawn(move || {
