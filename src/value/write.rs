@@ -527,6 +527,27 @@ mod tests {
     }
 
     #[test]
+    fn strings_dense_with_escapes_escape_as_serde_json_does() {
+        // Many bytes to escape in one block, next to each other, next to
+        // multi-byte characters, at every length up to four blocks.
+        let alphabet = ['"', '\\', '\n', '\u{1}', '\u{1f}', 'a', ' ', 'é', '\u{7f}', '€', '\t', 'z'];
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for i in 0..40_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (i % 130) as usize;
+            let t: String =
+                (0..len).map(|k| alphabet[((x >> (k % 60)) as usize ^ k.wrapping_mul(31)) % alphabet.len()]).collect();
+            let mut out = b"prefix".to_vec();
+            string(&mut out, &t);
+            let mut want = b"prefix".to_vec();
+            want.extend(serde_json::to_vec(&t).unwrap());
+            assert_eq!(out, want, "{t:?}");
+        }
+    }
+
+    #[test]
     fn longs_render_as_itoa_does() {
         let mut cases = vec![0i64, 1, -1, 99_999_999, 100_000_000, -100_000_000, i64::MIN, i64::MAX];
         let mut x = 0x2545_f491_4f6c_dd1du64;
