@@ -555,16 +555,22 @@ impl Parser<'_, '_> {
     /// columns first, then dropped ones).
     fn columns(&mut self, table_index: u32, table: &Table) -> R<Range> {
         let list_at = self.pos;
+        let start = self.hdr.len() as u32;
+        // A list met before is known by its bytes alone, without walking its
+        // names: it is a count and then each name after its length, so bytes
+        // that begin with a whole list are that list, and end where it ends.
+        let rest = &self.b[list_at..];
+        if let Some((_, list, cols)) =
+            self.headers.entries.iter().find(|(t, list, _)| *t == table_index && rest.starts_with(list))
+        {
+            self.pos = list_at + list.len();
+            self.hdr.extend_from_slice(cols);
+            return Ok(Range { start, end: self.hdr.len() as u32 });
+        }
         let n = self.count("column count", 1)?;
         let names_at = self.pos;
         for _ in 0..n {
             self.vbytes("column name")?;
-        }
-        let start = self.hdr.len() as u32;
-        let list = &self.b[list_at..self.pos];
-        if let Some((_, _, cols)) = self.headers.entries.iter().find(|(t, b, _)| *t == table_index && b == list) {
-            self.hdr.extend_from_slice(cols);
-            return Ok(Range { start, end: self.hdr.len() as u32 });
         }
         let end = self.pos;
         self.pos = names_at;
@@ -793,6 +799,7 @@ impl Parser<'_, '_> {
         Ok(())
     }
 
+    #[inline(always)]
     fn column(&mut self, row_flags: u8, hdr_index: usize, times: RowTimes) -> R<()> {
         let HdrCol { col, fixed, complex } = self.hdr[hdr_index];
         let cells_start = self.rec.cells.len() as u32;
@@ -818,6 +825,7 @@ impl Parser<'_, '_> {
     }
 
     /// A cell; `fixed` is its value's length when the type has a fixed one.
+    #[inline(always)]
     fn cell(&mut self, fixed: u32, complex: bool, row: RowTimes) -> R<()> {
         let at = self.pos;
         let flags = self.u8("cell flags")?;
