@@ -11,8 +11,8 @@
 //! consumer gets the outputs in batch order: exactly what one thread gives.
 //! The reader is one of the `threads`: a batch that finds the queue full is
 //! decoded by the reader itself, and once everything is read the reader
-//! helps empty the queue. Memory is bounded: at most `in_flight` batches are read ahead of the
-//! consumer.
+//! helps empty the queue. Memory is bounded: at most `in_flight` batches
+//! are read ahead of the consumer.
 //!
 //! ```
 //! use cassandra_commitlog::cdc::{CatchUp, Job, SchemaSource, Step};
