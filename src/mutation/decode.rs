@@ -108,6 +108,7 @@ pub(crate) struct Span {
 }
 
 impl Span {
+    #[inline]
     pub(crate) fn get(self, bytes: &[u8]) -> &[u8] {
         &bytes[self.start as usize..(self.start + self.len) as usize]
     }

@@ -34,32 +34,38 @@ impl std::fmt::Debug for Mutation<'_> {
 
 impl<'d> Mutation<'d> {
     /// Where the mutation is.
+    #[inline]
     pub fn context(&self) -> &'d Context {
         self.ctx
     }
 
     /// Segment id.
+    #[inline]
     pub fn segment_id(&self) -> i64 {
         self.ctx.segment_id
     }
 
     /// Commit-log position (the logical offset just past the entry).
+    #[inline]
     pub fn position(&self) -> u64 {
         self.ctx.position
     }
 
     /// The serialized mutation.
+    #[inline]
     pub fn bytes(&self) -> &'d [u8] {
         self.bytes
     }
 
     /// The schema it was decoded with ([`Schema::version`] says which state
     /// of a schema that follows the log).
+    #[inline]
     pub fn schema(&self) -> &'d Schema {
         self.schema
     }
 
     /// The keyspace of its tables (`None` when no update was decoded).
+    #[inline]
     pub fn keyspace(&self) -> Option<&'d str> {
         self.updates().next().map(|u| u.table().keyspace.as_str())
     }
@@ -71,6 +77,7 @@ impl<'d> Mutation<'d> {
     }
 
     /// The partition updates (one per table).
+    #[inline]
     pub fn updates(&self) -> impl ExactSizeIterator<Item = PartitionUpdate<'d>> + use<'d> {
         let m = *self;
         self.rec.updates.iter().map(move |rec| PartitionUpdate { m, rec })
@@ -86,49 +93,58 @@ pub struct PartitionUpdate<'d> {
 
 impl<'d> PartitionUpdate<'d> {
     /// The table.
+    #[inline]
     pub fn table(&self) -> &'d Table {
         self.m.schema.table_at(self.rec.table)
     }
 
     /// The table id as written.
+    #[inline]
     pub fn table_id(&self) -> Uuid {
         self.rec.table_id
     }
 
     /// The serialized partition key (format spec §9.4).
+    #[inline]
     pub fn partition_key_bytes(&self) -> &'d [u8] {
         self.rec.key.get(self.m.bytes)
     }
 
     /// The partition key's columns and values, in key order (decoded as
     /// the iterator goes; a composite key's framing error ends it).
+    #[inline]
     pub fn partition_key(&self) -> PartitionKey<'d> {
         PartitionKey { table: self.table(), key: self.partition_key_bytes(), index: 0, at: 0, failed: false }
     }
 
     /// The partition deletion, if any.
+    #[inline]
     pub fn partition_deletion(&self) -> Option<DeletionTime> {
         self.rec.deletion
     }
 
     /// Every row: the static row first when there is one.
+    #[inline]
     pub fn all_rows(&self) -> impl ExactSizeIterator<Item = Row<'d>> + 'd {
         let (m, table, update) = (self.m, self.table(), self.rec);
         self.m.rec.rows[self.rec.rows.idx()].iter().map(move |rec| Row { m, rec, table, update })
     }
 
     /// The static row, if the update has one.
+    #[inline]
     pub fn static_row(&self) -> Option<Row<'d>> {
         self.all_rows().next().filter(Row::is_static)
     }
 
     /// The rows with a clustering (every row but the static one).
+    #[inline]
     pub fn rows(&self) -> impl Iterator<Item = Row<'d>> + 'd {
         self.all_rows().filter(|r| !r.is_static())
     }
 
     /// The range tombstone markers exactly as written (bounds and
     /// boundaries); [`range_tombstones`](Self::range_tombstones) pairs them.
+    #[inline]
     pub fn markers(&self) -> impl ExactSizeIterator<Item = Marker<'d>> + 'd {
         let (m, table) = (self.m, self.table());
         self.m.rec.markers[self.rec.markers.idx()].iter().map(move |rec| Marker { m, rec, table })
@@ -136,6 +152,7 @@ impl<'d> PartitionUpdate<'d> {
 
     /// The update's bytes as logged (table id to end of partition), and
     /// whether a LIVE deletion time is among them.
+    #[inline]
     pub(crate) fn serialized(&self) -> (&'d [u8], bool) {
         (self.rec.bytes.get(self.m.bytes), self.rec.live_written)
     }
@@ -144,11 +161,13 @@ impl<'d> PartitionUpdate<'d> {
     /// write, whatever the segment, position, codec or encryption; another
     /// for any other content (see [`Digest`] for what it covers, and what
     /// it means for counters).
+    #[inline]
     pub fn digest(&self) -> Digest {
         super::digest::digest(self)
     }
 
     /// The range tombstones, in clustering order.
+    #[inline]
     pub fn range_tombstones(&self) -> impl ExactSizeIterator<Item = RangeTombstone<'d>> + 'd {
         let (m, table) = (self.m, self.table());
         self.m.rec.rts[self.rec.rts.idx()].iter().map(move |rec| RangeTombstone { m, rec, table })
@@ -168,6 +187,7 @@ pub struct PartitionKey<'d> {
 impl<'d> Iterator for PartitionKey<'d> {
     type Item = Result<(&'d Column, Value<'d>), ValueError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed {
             return None;
@@ -238,28 +258,33 @@ pub struct Row<'d> {
 
 impl<'d> Row<'d> {
     /// The partition update the row belongs to (its partition key, table).
+    #[inline]
     pub fn update(&self) -> PartitionUpdate<'d> {
         PartitionUpdate { m: self.m, rec: self.update }
     }
 
     /// The table.
+    #[inline]
     pub fn table(&self) -> &'d Table {
         self.table
     }
 
     /// Whether this is the partition's static row.
+    #[inline]
     pub fn is_static(&self) -> bool {
         self.rec.is_static
     }
 
     /// Place among the partition's rows and markers, in stream order (1 for
     /// the first; 0 for the static row).
+    #[inline]
     pub fn index(&self) -> u32 {
         self.rec.seq
     }
 
     /// Clustering columns and values (`None` for a null value); empty for
     /// the static row and for tables without clustering columns.
+    #[inline]
     pub fn clustering(
         &self,
     ) -> impl ExactSizeIterator<Item = (&'d Column, Option<Result<Value<'d>, ValueError>>)> + 'd {
@@ -267,27 +292,32 @@ impl<'d> Row<'d> {
     }
 
     /// The clustering values' bytes (`None` for a null value).
+    #[inline]
     pub fn clustering_bytes(&self) -> impl ExactSizeIterator<Item = Option<&'d [u8]>> + 'd {
         clustering_bytes(self.m, self.rec.clustering)
     }
 
     /// Primary-key liveness (`INSERT` writes it, `UPDATE` does not).
+    #[inline]
     pub fn liveness(&self) -> Option<Liveness> {
         self.rec.liveness
     }
 
     /// The row deletion, if any.
+    #[inline]
     pub fn deletion(&self) -> Option<RowDeletion> {
         self.rec.deletion.map(|time| RowDeletion { time, shadowable: self.rec.shadowable })
     }
 
     /// The columns the row carries, in the mutation's column order.
+    #[inline]
     pub fn columns(&self) -> impl ExactSizeIterator<Item = ColumnData<'d>> + 'd {
         let (m, table) = (self.m, self.table);
         self.m.rec.cols[self.rec.cols.idx()].iter().map(move |rec| ColumnData { m, rec, table })
     }
 
     /// Number of cells (simple cells, and each element cell of complex columns).
+    #[inline]
     pub fn cell_count(&self) -> usize {
         self.columns().map(|c| c.cells().len()).sum()
     }
@@ -310,6 +340,7 @@ impl<'d> ColumnData<'d> {
     }
 
     /// The column's name.
+    #[inline]
     pub fn name(&self) -> &'d str {
         match self.rec.col {
             ColumnRef::Current(i) => &self.table.columns[i as usize].name,
@@ -318,11 +349,13 @@ impl<'d> ColumnData<'d> {
     }
 
     /// The column's type.
+    #[inline]
     pub fn ty(&self) -> &'d CqlType {
         column_type(self.table, self.rec.col)
     }
 
     /// The column, when it is a current column of the table.
+    #[inline]
     pub fn column(&self) -> Option<&'d Column> {
         match self.rec.col {
             ColumnRef::Current(i) => Some(&self.table.columns[i as usize]),
@@ -332,6 +365,7 @@ impl<'d> ColumnData<'d> {
 
     /// When the column was dropped (microseconds), if it was: cells written
     /// at or before then are dropped data.
+    #[inline]
     pub fn dropped_at(&self) -> Option<i64> {
         match self.rec.col {
             ColumnRef::Current(i) => self.table.columns[i as usize].dropped_at,
@@ -340,17 +374,20 @@ impl<'d> ColumnData<'d> {
     }
 
     /// Whether this is a non-frozen collection or UDT (several cells).
+    #[inline]
     pub fn is_complex(&self) -> bool {
         self.rec.complex
     }
 
     /// The complex deletion of a non-frozen collection or UDT (overwriting
     /// or deleting the whole column).
+    #[inline]
     pub fn complex_deletion(&self) -> Option<DeletionTime> {
         self.rec.deletion
     }
 
     /// The cells.
+    #[inline]
     pub fn cells(&self) -> impl ExactSizeIterator<Item = Cell<'d>> + 'd {
         let this = *self;
         self.m.rec.cells[self.rec.cells.idx()].iter().map(move |rec| Cell { col: this, rec })
@@ -383,37 +420,44 @@ pub struct Cell<'d> {
 }
 
 impl<'d> Cell<'d> {
+    #[inline]
     pub(crate) fn rec(&self) -> &'d CellRec {
         self.rec
     }
 
     /// The column the cell belongs to.
+    #[inline]
     pub fn column(&self) -> ColumnData<'d> {
         self.col
     }
 
     /// Write timestamp (microseconds).
+    #[inline]
     pub fn timestamp(&self) -> i64 {
         self.rec.timestamp
     }
 
     /// Whether the cell is a tombstone (a deleted value or element).
+    #[inline]
     pub fn is_tombstone(&self) -> bool {
         self.rec.flags & CELL_IS_DELETED != 0
     }
 
     /// TTL in seconds and expiry time (seconds since the epoch), if expiring.
+    #[inline]
     pub fn expiry(&self) -> Option<(i32, i64)> {
         (self.rec.flags & CELL_IS_EXPIRING != 0 && !self.is_tombstone()).then_some((self.rec.ttl, self.rec.ldt))
     }
 
     /// The local deletion time of a tombstone (seconds since the epoch).
+    #[inline]
     pub fn local_deletion_time(&self) -> Option<i64> {
         self.is_tombstone().then_some(self.rec.ldt)
     }
 
     /// Whether the cell is dropped data: its column is no longer in the
     /// table, or was dropped after the cell was written.
+    #[inline]
     pub fn is_dropped(&self) -> bool {
         match self.col.rec.col {
             ColumnRef::Current(i) => {
@@ -424,16 +468,19 @@ impl<'d> Cell<'d> {
     }
 
     /// The value's bytes (empty for tombstones and set elements).
+    #[inline]
     pub fn value_bytes(&self) -> &'d [u8] {
         self.rec.value.get(self.col.m.bytes)
     }
 
     /// Whether the cell carries no value bytes.
+    #[inline]
     pub fn has_empty_value(&self) -> bool {
         self.rec.flags & CELL_HAS_EMPTY_VALUE != 0 || self.rec.value.len == 0
     }
 
     /// The path's bytes (element cells of complex columns only).
+    #[inline]
     pub fn path_bytes(&self) -> Option<&'d [u8]> {
         self.col.is_complex().then(|| self.rec.path.get(self.col.m.bytes))
     }
@@ -441,6 +488,7 @@ impl<'d> Cell<'d> {
     /// The type of the value this cell holds: the column type for simple
     /// cells, the element, map value or field type for element cells
     /// (`None` for set elements, which carry no value, and unknown fields).
+    #[inline]
     pub fn value_type(&self) -> Option<&'d CqlType> {
         let ty = self.col.ty();
         if !self.col.is_complex() {
@@ -455,6 +503,7 @@ impl<'d> Cell<'d> {
         }
     }
 
+    #[inline]
     fn udt_index(&self) -> Option<i16> {
         let p = self.path_bytes()?;
         Some(i16::from_be_bytes(p.try_into().ok()?))
@@ -475,6 +524,7 @@ impl<'d> Cell<'d> {
     /// is [`Value::Empty`], not `None`. For counters, read
     /// [`counter`](Self::counter) instead; for a column as one value,
     /// [`ColumnData::merged`].
+    #[inline]
     pub fn value(&self) -> Option<Result<Value<'d>, ValueError>> {
         if self.is_tombstone() {
             return None;
@@ -495,12 +545,14 @@ impl<'d> Cell<'d> {
     }
 
     /// The counter context of a counter cell.
+    #[inline]
     pub fn counter(&self) -> Option<Result<CounterContext<'d>, ValueError>> {
         (matches!(self.col.ty(), CqlType::Counter) && !self.is_tombstone())
             .then(|| CounterContext::parse(self.value_bytes()))
     }
 
     /// The element cell's path, decoded.
+    #[inline]
     pub fn path(&self) -> Option<Result<CellPath<'d>, ValueError>> {
         let p = self.path_bytes()?;
         Some(match self.col.ty() {
@@ -536,6 +588,7 @@ pub struct Bound<'d> {
 impl<'d> Bound<'d> {
     /// The clustering prefix (shorter than the clustering: a prefix; empty:
     /// unbounded).
+    #[inline]
     pub fn clustering(
         &self,
     ) -> impl ExactSizeIterator<Item = (&'d Column, Option<Result<Value<'d>, ValueError>>)> + 'd {
@@ -543,11 +596,13 @@ impl<'d> Bound<'d> {
     }
 
     /// The prefix values' bytes.
+    #[inline]
     pub fn clustering_bytes(&self) -> impl ExactSizeIterator<Item = Option<&'d [u8]>> + 'd {
         clustering_bytes(self.m, self.values)
     }
 
     /// Whether the bound includes rows equal to its prefix.
+    #[inline]
     pub fn inclusive(&self) -> bool {
         self.inclusive
     }
@@ -564,16 +619,19 @@ pub struct RangeTombstone<'d> {
 
 impl<'d> RangeTombstone<'d> {
     /// The start, in clustering order (on a DESC column it holds the larger value).
+    #[inline]
     pub fn start(&self) -> Bound<'d> {
         Bound { m: self.m, table: self.table, values: self.rec.start.values, inclusive: self.rec.start.inclusive }
     }
 
     /// The end, in clustering order.
+    #[inline]
     pub fn end(&self) -> Bound<'d> {
         Bound { m: self.m, table: self.table, values: self.rec.end.values, inclusive: self.rec.end.inclusive }
     }
 
     /// The deletion (`None` only for Cassandra's LIVE, which a valid marker never has).
+    #[inline]
     pub fn deletion(&self) -> Option<DeletionTime> {
         self.rec.deletion
     }
@@ -592,27 +650,32 @@ impl<'d> Marker<'d> {
     /// Bound kind ordinal (format spec §8.5): 0 exclusive end, 1 inclusive
     /// start, 2 exclusive end + inclusive start, 5 inclusive end + exclusive
     /// start, 6 inclusive end, 7 exclusive start.
+    #[inline]
     pub fn kind(&self) -> u8 {
         self.rec.kind
     }
 
     /// Place among the partition's rows and markers, in stream order.
+    #[inline]
     pub fn index(&self) -> u32 {
         self.rec.seq
     }
 
     /// The clustering prefix.
+    #[inline]
     pub fn clustering(&self) -> Bound<'d> {
         let inclusive = matches!(self.rec.kind, 1 | 2 | 6);
         Bound { m: self.m, table: self.table, values: self.rec.values, inclusive }
     }
 
     /// The deletion (a boundary's end deletion).
+    #[inline]
     pub fn deletion(&self) -> Option<DeletionTime> {
         self.rec.deletion
     }
 
     /// A boundary's start deletion.
+    #[inline]
     pub fn start_deletion(&self) -> Option<DeletionTime> {
         self.rec.start_deletion
     }

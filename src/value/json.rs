@@ -49,6 +49,7 @@ fn float<S: Serializer>(s: S, v: f64, narrow: Option<f32>) -> Result<S::Ok, S::E
 
 impl Value<'_> {
     /// Decodes every nested element, so that rendering cannot fail on the bytes.
+    #[inline]
     pub fn validate(&self) -> Result<(), ValueError> {
         match self {
             Value::List(e) | Value::Set(e) | Value::Vector(e) => {
