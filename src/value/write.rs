@@ -16,8 +16,9 @@ use super::{Value, ValueError, decimal_string, format_duration, format_time, var
 pub struct ValueWriter {
     /// Where map keys that are not strings are rendered first.
     scratch: Vec<u8>,
-    /// The last day rendered (dates repeat: a day is often a key).
-    last_day: Option<(i64, [u8; 12])>,
+    /// The last date rendered and its `yyyy-mm-dd` (dates repeat: a day is
+    /// often a key).
+    last_day: Option<(i64, [u8; 10])>,
     /// The day of the last timestamp rendered, and its `yyyy-mm-dd`.
     last_ts_day: Option<(i64, [u8; 10])>,
 }
@@ -263,14 +264,8 @@ impl ValueWriter {
     /// appended at once; the day's digits come from a one-entry cache
     /// (timestamps of one stream mostly share their day).
     fn timestamp(&mut self, out: &mut Vec<u8>, millis: i64) {
-        let days = millis.div_euclid(86_400_000);
-        let day = match &self.last_ts_day {
-            Some((d, text)) if *d == days => *text,
-            _ => {
-                let Some(text) = day_digits(days) else { return timestamp(out, millis) };
-                self.last_ts_day = Some((days, text));
-                text
-            }
+        let Some(day) = cached_day(&mut self.last_ts_day, millis.div_euclid(86_400_000)) else {
+            return timestamp(out, millis);
         };
         let mut t = *b"\"yyyy-mm-dd hh:mm:ss.fffZ\"";
         t[1..11].copy_from_slice(&day);
@@ -280,16 +275,22 @@ impl ValueWriter {
 
     /// A date, from the one-entry cache when it is the last one written.
     fn date(&mut self, out: &mut Vec<u8>, days: i64) {
-        if let Some((d, text)) = &self.last_day
-            && *d == days
-        {
-            out.extend_from_slice(text);
-            return;
-        }
-        let at = out.len();
-        date(out, days);
-        if let Ok(text) = <[u8; 12]>::try_from(&out[at..]) {
-            self.last_day = Some((days, text));
+        let Some(day) = cached_day(&mut self.last_day, days) else { return date(out, days) };
+        let mut t = *b"\"yyyy-mm-dd\"";
+        t[1..11].copy_from_slice(&day);
+        out.extend_from_slice(&t);
+    }
+}
+
+/// `yyyy-mm-dd` of a day count (as [`day_digits`]), from a one-entry cache.
+#[inline]
+fn cached_day(cache: &mut Option<(i64, [u8; 10])>, days: i64) -> Option<[u8; 10]> {
+    match cache {
+        Some((d, text)) if *d == days => Some(*text),
+        _ => {
+            let text = day_digits(days)?;
+            *cache = Some((days, text));
+            Some(text)
         }
     }
 }
@@ -588,6 +589,14 @@ mod tests {
         for days in [0, -1, 1, 2_932_896, 2_932_897, -719_528, -719_529, -2_147_483_648, 2_147_483_647] {
             let mut out = Vec::new();
             date(&mut out, days);
+            assert_eq!(out, format!("\"{}\"", crate::value::format_date(days)).into_bytes(), "{days}");
+        }
+        // The writer's own path (its day cached): repeats, changes, and
+        // years outside four digits between them.
+        let mut w = ValueWriter::default();
+        for days in [0, 0, 20_415, 20_415, -719_529, -719_529, 20_415, 2_932_897, 2_932_897, 0, i32::MIN as i64] {
+            let mut out = Vec::new();
+            w.value(&mut out, &Value::Date(days)).unwrap();
             assert_eq!(out, format!("\"{}\"", crate::value::format_date(days)).into_bytes(), "{days}");
         }
     }
