@@ -133,6 +133,30 @@ fn bad_bytes_are_errors_not_panics() {
     assert_eq!(Value::decode(&CqlType::Text, &[]), Ok(Value::Text("")));
 }
 
+#[test]
+fn validate_finds_bad_nested_elements() {
+    // Collections decode their elements lazily: `decode` accepts the
+    // framing, `validate` finds the element that is not of its type.
+    let list = CqlType::List { elem: Box::new(CqlType::Int), frozen: true };
+    // [1, <3-byte int>]
+    let bad = [0, 0, 0, 2, 0, 0, 0, 4, 0, 0, 0, 1, 0, 0, 0, 3, 1, 2, 3];
+    let v = Value::decode(&list, &bad).unwrap();
+    assert!(matches!(v.validate(), Err(ValueError::Length { found: 3, .. })));
+    let good = [0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 1];
+    assert_eq!(Value::decode(&list, &good).unwrap().validate(), Ok(()));
+    // {1: "\xff"}: the value is not UTF-8.
+    let map = CqlType::Map { key: Box::new(CqlType::Int), value: Box::new(CqlType::Text), frozen: true };
+    let bad = [0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 1, 0, 0, 0, 1, 0xff];
+    assert!(matches!(Value::decode(&map, &bad).unwrap().validate(), Err(ValueError::Utf8 { at: 0 })));
+    // ((<2-byte int>)): a tuple inside a tuple, the bad field two levels down.
+    let inner = CqlType::Tuple(vec![CqlType::Int]);
+    let outer = CqlType::Tuple(vec![inner]);
+    let bad = [0, 0, 0, 6, 0, 0, 0, 2, 1, 2];
+    assert!(matches!(Value::decode(&outer, &bad).unwrap().validate(), Err(ValueError::Length { found: 2, .. })));
+    // Scalars were checked when decoded.
+    assert_eq!(Value::decode(&CqlType::Int, &[0, 0, 0, 1]).unwrap().validate(), Ok(()));
+}
+
 fn table_schema() -> Schema {
     let mut cql = String::from(
         "CREATE KEYSPACE ks WITH x = 1; CREATE TABLE ks.t (k int PRIMARY KEY, i int, s text) WITH ID = 00000000-0000-0000-0000-000000000001; CREATE TABLE ks.w (k int PRIMARY KEY",

@@ -51,6 +51,17 @@ impl Value<'_> {
     /// Decodes every nested element, so that rendering cannot fail on the bytes.
     #[inline]
     pub fn validate(&self) -> Result<(), ValueError> {
+        // Scalars were checked when decoded: only nested elements remain,
+        // and the call for them stays out of line.
+        match self {
+            Value::List(_) | Value::Set(_) | Value::Vector(_) | Value::Map(_) | Value::Tuple(_) | Value::Udt(_) => {
+                self.validate_nested()
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn validate_nested(&self) -> Result<(), ValueError> {
         match self {
             Value::List(e) | Value::Set(e) | Value::Vector(e) => {
                 for v in e.iter() {
