@@ -297,6 +297,10 @@ fn decode_batch<S>(batch: &Batch, decoder: &mut Decoder, s: &mut S, each: &(impl
     }
 }
 
+/// Units reserved up front for a batch: a caller's huge `batch_entries`
+/// grows past it as needed instead of reserving it all.
+const MAX_PRESIZED: usize = 4096;
+
 /// The reading side: segments in order, cut into batches, the schema
 /// followed as it goes.
 struct Reader {
@@ -387,7 +391,9 @@ impl Reader {
                 }
             };
             let map = seg.bytes().clone();
-            let mut units = Vec::new();
+            // Sized for a whole batch: grown by doubling, a batch's units
+            // were copied ten times over and left the allocator fresh pages.
+            let mut units = Vec::with_capacity(self.batch_entries.min(MAX_PRESIZED));
             let mut copied = self.buffer();
             let mut entries = 0;
             // Each batch gets its own handle on the path: one shared by all
@@ -429,7 +435,7 @@ impl Reader {
                                 &schema,
                                 map.clone(),
                                 std::mem::replace(&mut copied, fresh),
-                                std::mem::take(&mut units),
+                                std::mem::replace(&mut units, Vec::with_capacity(self.batch_entries.min(MAX_PRESIZED))),
                             );
                             batch_path = Arc::from(job.path.as_path());
                             schema = self.schema();
