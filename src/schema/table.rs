@@ -702,11 +702,19 @@ impl Schema {
 /// rendering (a name changed through the public fields since is rendered
 /// afresh).
 fn write_json_name(rendered: &[u8], name: &str, out: &mut Vec<u8>) {
-    if rendered.len() == name.len() + 2 && &rendered[1..rendered.len() - 1] == name.as_bytes() {
+    if frames(rendered, 1, 1, name.as_bytes()) {
         out.extend_from_slice(rendered);
     } else {
         crate::value::write::string(out, name);
     }
+}
+
+/// Whether `framed` is `name` with `open` bytes before it and `close`
+/// after (a rendering that needed no escaping: then it is still the
+/// rendering of that name).
+#[inline]
+fn frames(framed: &[u8], open: usize, close: usize, name: &[u8]) -> bool {
+    framed.len() == open + name.len() + close && &framed[open..framed.len() - close] == name
 }
 
 /// A name as a JSON string.
@@ -751,7 +759,7 @@ impl JsonKey {
             Some(w) => windows(name) == Some(w),
             // Longer names: the key without its quotes and colon is the
             // name when it needed no escaping.
-            None => self.text.get(1..self.text.len() - 2) == Some(name),
+            None => frames(&self.text, 1, 2, name),
         }
     }
 
