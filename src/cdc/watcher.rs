@@ -433,6 +433,9 @@ pub struct Watcher {
     ahead: Option<(Plan, ReadingAhead)>,
     /// The section buffers of the read-ahead thread, kept between segments.
     ahead_buffers: ReadBuffers,
+    /// Buffers that entries copied out of decoded sections go into, back
+    /// once the batches holding them are dropped.
+    copies: CopyPool,
     /// Where the last read of a segment stopped: the section to resume at
     /// (and its logical start), so that the next read does not decode the
     /// earlier sections again.
@@ -445,6 +448,79 @@ const DEFAULT_READ_AHEAD_BYTES: usize = 16 << 20;
 
 /// The read-ahead thread: the segment it read, and its buffers back.
 type ReadingAhead = std::thread::JoinHandle<(Option<WalkedSegment>, ReadBuffers)>;
+
+/// Section-sized buffers for the entries a walk copies out of decoded
+/// sections. A buffer comes back when the last entry viewing it is dropped
+/// (the consumer's batch): a fresh one for every section costs a page
+/// fault for every 4 KiB copied, on each thread, every time.
+#[derive(Clone, Default)]
+struct CopyPool(Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
+
+/// Buffers a pool keeps: the sections of a walk being served and one read
+/// ahead are in use meanwhile, not kept.
+const POOLED_COPY_BUFFERS: usize = 4;
+
+impl CopyPool {
+    /// An empty buffer with room for `len` bytes: the smallest kept one
+    /// that has the room, else the largest kept one, grown (a large
+    /// buffer grows in place or is moved by remapping its pages: no copy,
+    /// and no fault but for the pages added).
+    fn take(&self, len: usize) -> Vec<u8> {
+        let mut pool = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let fits = (0..pool.len()).filter(|&i| pool[i].capacity() >= len).min_by_key(|&i| pool[i].capacity());
+        match fits.or_else(|| (0..pool.len()).max_by_key(|&i| pool[i].capacity())) {
+            Some(i) => {
+                let mut buf = pool.swap_remove(i);
+                buf.reserve_exact(len);
+                buf
+            }
+            None => Vec::with_capacity(len),
+        }
+    }
+
+    /// Lets the kept buffers go (nothing is being caught up on).
+    fn clear(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// Keeps an unused buffer, if the pool has room.
+    fn put(&self, mut buf: Vec<u8>) {
+        if buf.capacity() == 0 {
+            return;
+        }
+        let mut pool = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < POOLED_COPY_BUFFERS {
+            buf.clear();
+            pool.push(buf);
+        }
+    }
+
+    /// The buffer as bytes that give it back to the pool when dropped.
+    fn bytes(&self, buf: Vec<u8>) -> Bytes {
+        if buf.capacity() == 0 {
+            return Bytes::new();
+        }
+        Bytes::from_owner(PooledCopy { buf, pool: self.clone() })
+    }
+}
+
+/// A pooled buffer, owned by the entries that view it.
+struct PooledCopy {
+    buf: Vec<u8>,
+    pool: CopyPool,
+}
+
+impl AsRef<[u8]> for PooledCopy {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for PooledCopy {
+    fn drop(&mut self) {
+        self.pool.put(std::mem::take(&mut self.buf));
+    }
+}
 
 /// One item of a walk, owned.
 enum Walked {
@@ -476,6 +552,7 @@ fn walk_finished(
     resume: Option<ResumePoint>,
     cap: usize,
     buffers: &mut ReadBuffers,
+    copies: &CopyPool,
 ) -> Option<WalkedSegment> {
     let len = std::fs::metadata(path).ok()?.len();
     let seg = Segment::open(path).ok()?;
@@ -492,7 +569,10 @@ fn walk_finished(
     let (mut buf, mut pending) = (Vec::new(), Vec::new());
     let plain = matches!(seg.descriptor().format, segment::SectionFormat::Plain);
     let flush = |buf: &mut Vec<u8>, pending: &mut Vec<(std::ops::Range<usize>, Context)>, items: &mut Vec<Walked>| {
-        let bytes = Bytes::from(std::mem::take(buf));
+        if pending.is_empty() {
+            return;
+        }
+        let bytes = copies.bytes(std::mem::take(buf));
         items
             .extend(pending.drain(..).map(|(r, context)| Walked::Entry(BatchEntry { bytes: bytes.slice(r), context })));
     };
@@ -521,13 +601,16 @@ fn walk_finished(
                 flush(&mut buf, &mut pending, &mut items);
                 if !plain {
                     // Entries take at most the section's decoded length.
-                    buf.reserve_exact((s.end - s.content_start).min(cap as u64) as usize);
+                    let unused =
+                        std::mem::replace(&mut buf, copies.take((s.end - s.content_start).min(cap as u64) as usize));
+                    copies.put(unused);
                 }
                 section = Some(s);
             }
         }
     }
     flush(&mut buf, &mut pending, &mut items);
+    copies.put(buf);
     let summary = reader.summary().clone();
     *buffers = reader.into_buffers();
     let version = seg.descriptor().version;
@@ -621,6 +704,7 @@ impl Watcher {
             walked: None,
             ahead: None,
             ahead_buffers: ReadBuffers::default(),
+            copies: CopyPool::default(),
             resume: None,
             opts,
         })
@@ -773,6 +857,10 @@ impl Watcher {
         {
             return Ok(self.serve_walked(plan, walked));
         }
+        if self.ahead.is_none() && self.walked.is_none() {
+            // Not catching up: the buffers kept for copies are let go.
+            self.copies.clear();
+        }
         let path = self.opts.dir.join(plan.name.file_name());
         let len = match std::fs::metadata(&path) {
             Ok(m) => m.len(),
@@ -855,6 +943,13 @@ impl Watcher {
                         }
                         Err(_) => None,
                     },
+                    // Read for a segment the reads have gone past: of no use.
+                    Some((p, handle)) if p.name.id < plan.name.id => {
+                        if let Ok((_, buffers)) = handle.join() {
+                            self.ahead_buffers = buffers;
+                        }
+                        None
+                    }
                     other => {
                         self.ahead = other;
                         None
@@ -864,7 +959,15 @@ impl Watcher {
                     Some(w) => w,
                     None => {
                         let (read, resume) = (self.opts.read.clone(), self.resume_point(plan));
-                        walk_finished(&path, *plan, &read, resume, self.opts.read_ahead_bytes, &mut self.buffers)?
+                        walk_finished(
+                            &path,
+                            *plan,
+                            &read,
+                            resume,
+                            self.opts.read_ahead_bytes,
+                            &mut self.buffers,
+                            &self.copies,
+                        )?
                     }
                 }
             }
@@ -873,18 +976,26 @@ impl Watcher {
         (std::fs::metadata(&path).ok()?.len() == walked.len).then_some(walked)
     }
 
-    /// Starts reading the next finished segment on another thread, if
-    /// there is one and nothing is being read ahead already.
-    fn read_ahead(&mut self, current: i64) {
+    /// Starts reading ahead on another thread, unless something is being
+    /// read ahead already: the rest of the segment being served when its
+    /// walk stopped at the copy cap (`rest`: where), else the next
+    /// finished segment, if there is one.
+    fn read_ahead(&mut self, current: Plan, rest: Option<ResumePoint>) {
         if self.ahead.is_some() {
             return;
         }
-        let Some(next) = self.tracker.next_finished_after(current) else { return };
+        let next = match rest {
+            Some(_) => current,
+            None => match self.tracker.next_finished_after(current.name.id) {
+                Some(next) => next,
+                None => return,
+            },
+        };
         let path = self.opts.dir.join(next.name.file_name());
         let (read, cap) = (self.opts.read.clone(), self.opts.read_ahead_bytes);
-        let mut buffers = std::mem::take(&mut self.ahead_buffers);
+        let (mut buffers, copies) = (std::mem::take(&mut self.ahead_buffers), self.copies.clone());
         let spawned = std::thread::Builder::new().name("cdc-read-ahead".into()).spawn(move || {
-            let walked = walk_finished(&path, next, &read, None, cap, &mut buffers);
+            let walked = walk_finished(&path, next, &read, rest, cap, &mut buffers, &copies);
             (walked, buffers)
         });
         // Without a thread, the segment is read when its turn comes.
@@ -895,7 +1006,7 @@ impl Watcher {
 
     /// The next batch of a segment read whole.
     fn serve_walked(&mut self, plan: Plan, mut walked: WalkedSegment) -> Option<Batch> {
-        self.read_ahead(plan.name.id);
+        self.read_ahead(plan, walked.partial.map(|(point, _)| point));
         let schema = self.schema_for(walked.version);
         let after = plan.after;
         let collected = {
