@@ -15,7 +15,7 @@
 //! 1 and 2 threads (a reader thread walks the segments, decoding threads
 //! write batches of lines, the consumer gets them in log order), on both
 //! captures; throughput in JSON bytes. `watcher-*`: the `Watcher` over the
-//! same backlog, batches written with `Batch::map_parallel`: `in-turn`
+//! same backlog, batches written with `Batch::fold_parallel`: `in-turn`
 //! without read-ahead on one thread (each batch read by a resumed reader),
 //! `ahead-1` and `ahead-2` with finished segments read whole and the next
 //! one read ahead on its own thread, batches written on 1 or 2 threads.
@@ -162,7 +162,7 @@ fn bench(c: &mut Criterion) {
             g.bench_function(format!("{name}/threads-{threads}"), |b| b.iter(|| run(threads)));
         }
         // The watcher over the same backlog: batches decoded and written on
-        // `threads` threads (`Batch::map_parallel`), the next finished
+        // `threads` threads (`Batch::fold_parallel`), the next finished
         // segment read ahead on another thread when `threads` > 1.
         let watch = |threads: usize, read_ahead: bool| {
             let opts = WatchOptions::new(&dir, schema.clone())
@@ -173,11 +173,12 @@ fn bench(c: &mut Criterion) {
             let mut bytes = 0u64;
             while let Some(event) = watcher.next_event().unwrap() {
                 if let Event::Batch(batch) = event {
-                    let chunks = batch.map_parallel(threads, ChangeWriter::new, |w, decoded| {
-                        let mut line = Vec::new();
-                        w.write_line(&mut line, &decoded);
-                        line
-                    });
+                    let chunks = batch.fold_parallel(
+                        threads,
+                        || (ChangeWriter::new(), Vec::new()),
+                        |(w, run), decoded| w.write_line(run, &decoded),
+                        |(_, run)| std::mem::take(run),
+                    );
                     bytes += chunks.iter().map(|c| black_box(c).len() as u64).sum::<u64>();
                     watcher.ack(batch.to);
                 }

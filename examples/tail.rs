@@ -178,12 +178,13 @@ fn run(
                 buf.clear();
                 if batch.len() >= 256 && threads > 1 {
                     // A backlog: the batch is full, decode it on every thread.
-                    let parts = batch.map_parallel(threads, ChangeWriter::new, |w, decoded| {
-                        let mut line = Vec::new();
-                        w.write_line(&mut line, &decoded);
-                        line
-                    });
-                    parts.iter().for_each(|l| buf.extend_from_slice(l));
+                    let runs = batch.fold_parallel(
+                        threads,
+                        || (ChangeWriter::new(), Vec::new()),
+                        |(w, run), decoded| w.write_line(run, &decoded),
+                        |(_, run)| std::mem::take(run),
+                    );
+                    runs.iter().for_each(|r| buf.extend_from_slice(r));
                 } else {
                     for i in 0..batch.len() {
                         writer.write_line(&mut buf, &batch.decode(i, &mut decoder));

@@ -112,6 +112,42 @@ fn dump_cdc_with(dir: &Path, schema_args: &[&OsStr], key_args: &[String]) -> Vec
     lines(&out.stdout)
 }
 
+/// A backlog: full batches, decoded by `tail` on several threads (runs of
+/// entries to whichever thread is free), come out as `dump` prints them.
+#[test]
+fn tail_on_a_backlog_with_threads_prints_what_dump_prints() {
+    let Some(corpus) = corpus() else { return };
+    for capture in ["cassandra-4.0.0", "cassandra-4.0.0-lz4", "cassandra-4.0.0-encrypted"] {
+        let schema_path = corpus.join(capture).join("schema_after_phase2/schema_internals.cql");
+        let (_, key_args) = keys_for(&corpus, capture);
+        let tmp = tempfile::tempdir().unwrap();
+        let dst = tmp.path().join("cdc_raw");
+        std::fs::create_dir(&dst).unwrap();
+        for f in std::fs::read_dir(corpus.join(capture).join("cdc_raw_after_shutdown")).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, dst.join(f.file_name().unwrap())).unwrap();
+        }
+        let want = dump_cdc(&dst, &schema_path, &key_args);
+        for threads in ["1", "3"] {
+            let out = Command::new(example("tail"))
+                .args(&key_args)
+                .arg("--schema")
+                .arg(&schema_path)
+                .arg("--checkpoint")
+                .arg(tmp.path().join(format!("cp-{threads}.json")))
+                .args(["--idle-exit", "0.2", "--no-notify", "--max-batch", "4096", "--threads", threads])
+                .arg(&dst)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{capture}: {}", String::from_utf8_lossy(&out.stderr));
+            let got = lines(&out.stdout);
+            assert_eq!(got.len(), want.len(), "{capture}, {threads} threads");
+            assert!(got == want, "{capture}, {threads} threads: tail and dump differ");
+        }
+        assert!(want.len() > 1500);
+    }
+}
+
 #[test]
 fn tail_follows_a_cdc_raw_written_like_cassandra() {
     let Some(corpus) = corpus() else { return };
@@ -566,7 +602,8 @@ fn a_checkpoint_keeps_its_schema_state_beside_it() {
 }
 
 /// A batch decoded on several threads gives, entry by entry, what
-/// `decode` gives.
+/// `decode` gives, whether as a value per entry (`map_parallel`) or as an
+/// output a run of entries (`fold_parallel`).
 #[test]
 fn a_batch_decoded_on_several_threads_is_the_batch_decoded_in_turn() {
     let Some(corpus) = corpus() else { return };
@@ -576,7 +613,7 @@ fn a_batch_decoded_on_several_threads_is_the_batch_decoded_in_turn() {
     )
     .unwrap();
     let mut decoder = cassandra_commitlog::mutation::Decoder::new();
-    let mut batches = 0;
+    let (mut batches, mut longest) = (0, 0);
     while let Some(e) = w.next_event().unwrap() {
         let Event::Batch(b) = e else { continue };
         let want: Vec<String> = (0..b.len())
@@ -585,6 +622,8 @@ fn a_batch_decoded_on_several_threads_is_the_batch_decoded_in_turn() {
                 Err(u) => serde_json::to_string(&*u).unwrap(),
             })
             .collect();
+        // Each mutation keeps its entry's context (file, segment, position).
+        let contexts: Vec<_> = b.entries.iter().map(|e| Some(e.context.clone())).collect();
         for threads in [1, 2, 5] {
             let got = b.map_parallel(
                 threads,
@@ -595,11 +634,33 @@ fn a_batch_decoded_on_several_threads_is_the_batch_decoded_in_turn() {
                 },
             );
             assert_eq!(got, want);
+            let parts = b.fold_parallel(
+                threads,
+                || (Vec::new(), Vec::new()),
+                |(lines, ctxs): &mut (Vec<String>, Vec<_>), d| {
+                    ctxs.push(d.as_ref().ok().map(|m| m.context().clone()));
+                    lines.push(match d {
+                        Ok(m) => serde_json::to_string(&m).unwrap(),
+                        Err(u) => serde_json::to_string(&*u).unwrap(),
+                    });
+                },
+                std::mem::take,
+            );
+            let (lines, ctxs): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
+            assert_eq!(lines.concat(), want);
+            let decoded = ctxs.concat();
+            for (got, want) in decoded.iter().zip(&contexts) {
+                assert!(got.is_none() || got == want, "{got:?} vs {want:?}");
+            }
+            assert_eq!(decoded.len(), contexts.len());
         }
         batches += 1;
+        longest = longest.max(b.len());
         w.ack(b.to);
     }
     assert!(batches > 10);
+    // Batches long enough that runs go to several threads.
+    assert!(longest >= 4 * 64, "longest batch {longest}");
 }
 
 /// Without a cleanup hook, finished segments are kept, and the metrics say

@@ -93,6 +93,9 @@ impl Batch {
     /// decoder and a `state()` of its own) and returns what `each` makes of
     /// them, in entry order: for catching up on a backlog, where batches
     /// are full and decoding and rendering them is the consumer's work.
+    /// Where the outputs are bytes to concatenate (JSON Lines),
+    /// [`fold_parallel`](Self::fold_parallel) writes them into a buffer a
+    /// run of entries instead of a value per entry.
     ///
     /// ```no_run
     /// # let batch: cassandra_commitlog::cdc::Batch = unimplemented!();
@@ -109,23 +112,104 @@ impl Batch {
         state: impl Fn() -> S + Sync,
         each: impl Fn(&mut S, Decoded<'_>) -> T + Sync,
     ) -> Vec<T> {
+        let runs = self.fold_parallel(
+            threads,
+            || (state(), Vec::new()),
+            |(s, out): &mut (S, Vec<T>), decoded| out.push(each(s, decoded)),
+            |(_, out)| std::mem::take(out),
+        );
+        runs.into_iter().flatten().collect()
+    }
+
+    /// Decodes the entries on `threads` threads, each with its own decoder
+    /// and `state()`, in runs of consecutive entries that go to whichever
+    /// thread is free (so that a thread slowed by others does not hold the
+    /// batch up): `each` is called for every entry of a run, in order, then
+    /// `take` makes the run's output from the thread's state. The outputs
+    /// come back in entry order: with a buffer in the state that `take`
+    /// hands over, the outputs one after the other are the entries' own,
+    /// with no value per entry.
+    ///
+    /// ```no_run
+    /// # let batch: cassandra_commitlog::cdc::Batch = unimplemented!();
+    /// use cassandra_commitlog::mutation::ChangeWriter;
+    /// let runs: Vec<Vec<u8>> = batch.fold_parallel(
+    ///     2,
+    ///     || (ChangeWriter::new(), Vec::new()),
+    ///     |(writer, buf), decoded| writer.write_line(buf, &decoded),
+    ///     |(_, buf)| std::mem::take(buf),
+    /// );
+    /// let jsonl: Vec<u8> = runs.concat();
+    /// ```
+    pub fn fold_parallel<S, C: Send>(
+        &self,
+        threads: usize,
+        state: impl Fn() -> S + Sync,
+        each: impl Fn(&mut S, Decoded<'_>) + Sync,
+        take: impl Fn(&mut S) -> C + Sync,
+    ) -> Vec<C> {
         let threads = threads.clamp(1, self.entries.len().max(1));
-        let run = |entries: &[BatchEntry]| {
+        // Runs small enough to even the threads out, large enough that
+        // taking one costs nothing next to decoding it.
+        let run_len = self.entries.len().div_ceil(threads * RUNS_PER_THREAD).max(MIN_RUN);
+        let runs: Vec<&[BatchEntry]> = self.entries.chunks(run_len).collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let work = || {
             let (mut s, mut decoder) = (state(), Decoder::new());
-            entries
-                .iter()
-                .map(|e| each(&mut s, decoder.decode(&e.bytes, &self.schema, e.context.clone())))
-                .collect::<Vec<T>>()
+            // A handle on the segment's path of the thread's own: one shared
+            // by all would have its count touched by every thread for every
+            // entry (the cache line bouncing between cores).
+            let mut path: Option<(Arc<Path>, Arc<Path>)> = None;
+            let mut done = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(run) = runs.get(i) else { break };
+                for e in *run {
+                    let file = e.context.file.as_ref().map(|f| match &path {
+                        Some((shared, own)) if Arc::ptr_eq(shared, f) => own.clone(),
+                        _ => {
+                            let own: Arc<Path> = Arc::from(&**f);
+                            path = Some((f.clone(), own.clone()));
+                            own
+                        }
+                    });
+                    let c = &e.context;
+                    let ctx = Context {
+                        file,
+                        segment_id: c.segment_id,
+                        position: c.position,
+                        file_offset: c.file_offset,
+                        unsigned_deletion_times: c.unsigned_deletion_times,
+                    };
+                    each(&mut s, decoder.decode(&e.bytes, &self.schema, ctx));
+                }
+                done.push((i, take(&mut s)));
+            }
+            done
         };
-        if threads == 1 {
-            return run(&self.entries);
+        if threads == 1 || runs.len() <= 1 {
+            let mut s = work();
+            if s.is_empty() {
+                // No entries: one output, of the state as made.
+                s.push((0, take(&mut state())));
+            }
+            return s.into_iter().map(|(_, c)| c).collect();
         }
-        let per = self.entries.len().div_ceil(threads);
+        let mut out: Vec<Option<C>> = std::iter::repeat_with(|| None).take(runs.len()).collect();
         std::thread::scope(|scope| {
-            let parts: Vec<_> = self.entries.chunks(per).map(|part| scope.spawn(move || run(part))).collect();
-            // A panic in `each` is the caller's: it goes on in the caller.
-            parts.into_iter().flat_map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
-        })
+            let others: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+            // The caller's thread is one of them.
+            let mine = work();
+            for (i, c) in others
+                .into_iter()
+                // A panic in `each` is the caller's: it goes on in the caller.
+                .flat_map(|t| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .chain(mine)
+            {
+                out[i] = Some(c);
+            }
+        });
+        out.into_iter().map(|c| c.expect("every run is taken once")).collect()
     }
 
     /// The schema the entries decode with.
@@ -441,6 +525,12 @@ pub struct Watcher {
     /// earlier sections again.
     resume: Option<(SegmentName, ResumePoint, u64)>,
 }
+
+/// `Batch::fold_parallel` cuts a batch into about this many runs a thread.
+const RUNS_PER_THREAD: usize = 8;
+
+/// Entries a run has at least.
+const MIN_RUN: usize = 64;
 
 /// The most bytes of entries a walk copies out of compressed or encrypted
 /// sections before it stops, by default (the rest is read batch by batch).
