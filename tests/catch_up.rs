@@ -213,3 +213,61 @@ fn a_panicking_consumer_panics_the_caller_and_stops_every_thread() {
         assert_eq!(outcome, Some(true), "{threads} threads: hung (None) or did not panic");
     }
 }
+
+/// A decoding thread stalled on one batch does not let the others read and
+/// decode the backlog ahead of the consumer (whose reorder buffer would
+/// hold every output meanwhile): at most `in_flight + threads` batches
+/// are handed out past the one it waits for.
+#[test]
+fn a_stalled_thread_holds_the_reading_back_to_the_bound() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    let Some(corpus) = corpus() else { return };
+    let capture = corpus.join("cassandra-4.0.0");
+    let schema = Arc::new(
+        Schema::parse(&std::fs::read_to_string(capture.join("schema_after_phase2/schema_internals.cql")).unwrap())
+            .unwrap(),
+    );
+    let files = segment_files(&capture.join("cdc_raw_after_shutdown"));
+    for threads in [2, 3] {
+        let (files, schema) = (files.clone(), schema.clone());
+        let outcome = within_a_minute(move || {
+            let jobs = files.iter().map(|f| Job::new(f, ReadOptions::new())).collect();
+            let seg = Segment::open(&files[0]).unwrap();
+            let first = seg.reader(&ReadOptions::new()).unwrap().next_entry().unwrap().unwrap().position;
+            let (decoded, lead) = (AtomicUsize::new(0), AtomicUsize::new(usize::MAX));
+            CatchUp::new(threads)
+                .batch_entries(1)
+                .in_flight(1)
+                .run(
+                    jobs,
+                    SchemaSource::Fixed(schema),
+                    || (),
+                    |_, _, step| {
+                        if let Step::Entry { decoded: d, .. } = step {
+                            decoded.fetch_add(1, SeqCst);
+                            let m = match d {
+                                Ok(m) => m,
+                                Err(u) => &u.partial,
+                            };
+                            // The thread with the first batch (a worker: the
+                            // reader queues it) stalls on the first entry.
+                            if m.position() == first {
+                                std::thread::sleep(std::time::Duration::from_millis(500));
+                            }
+                        }
+                    },
+                    |_| (),
+                    // Entries decoded when the first output is consumed.
+                    |()| {
+                        let _ = lead.compare_exchange(usize::MAX, decoded.load(SeqCst), SeqCst, SeqCst);
+                    },
+                )
+                .unwrap();
+            (lead.load(SeqCst), decoded.load(SeqCst))
+        });
+        let (lead, total) = outcome.unwrap_or_else(|| panic!("{threads} threads: hung"));
+        // One-entry batches (plus a few without entries); a queue of one.
+        assert!(total > 1000, "the capture has {total} entries");
+        assert!(lead <= 1 + threads + 1, "{threads} threads: {lead} entries decoded while the first stalled");
+    }
+}

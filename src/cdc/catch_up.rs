@@ -12,7 +12,10 @@
 //! The reader is one of the `threads`: a batch that finds the queue full is
 //! decoded by the reader itself, and once everything is read the reader
 //! helps empty the queue. Memory is bounded: at most `in_flight` batches
-//! are read ahead of the consumer.
+//! wait in the queue, and no batch is read more than `in_flight + threads`
+//! batches ahead of the one the consumer waits for (a thread stalled on an
+//! early batch holds the reading back, instead of the others filling the
+//! consumer's reorder buffer meanwhile).
 //!
 //! ```
 //! use cassandra_commitlog::cdc::{CatchUp, Job, SchemaSource, Step};
@@ -154,7 +157,9 @@ impl CatchUp {
         CatchUp { threads, in_flight: threads + 2, batch_entries: 1024 }
     }
 
-    /// At most this many batches read ahead of the consumer.
+    /// At most this many batches queued for the decoding threads; no batch
+    /// is read more than this many plus `threads` ahead of the one the
+    /// consumer waits for.
     pub fn in_flight(mut self, batches: usize) -> Self {
         self.in_flight = batches.max(1);
         self
@@ -220,24 +225,56 @@ impl CatchUp {
                 return;
             }
         };
+        // No batch is read more than this far ahead of the one the consumer
+        // waits for: the queue, and one being decoded on each thread.
+        let ahead = (self.in_flight + self.threads) as u64;
+        let progress = Progress::default();
         let workers_ok = std::thread::scope(|scope| {
             // Owned here, so that a panic in `consume` drops it while
             // unwinding: the threads' sends then fail and they stop, where
             // they would otherwise wait forever for room and the scope for
             // them.
             let out_rx = out_rx;
-            let (decode, work, state) = (&decode, &work, &state);
+            let (decode, work, state, progress) = (&decode, &work, &state, &progress);
             let out = out_tx.clone();
+            let batch_rx = &batch_rx;
             let reading = scope.spawn(move || {
                 // The reader is one of the decoding threads: a batch that
                 // finds the queue full is decoded here, while its section is
                 // still in this core's cache (and no third thread competes
                 // for two cores); once all is read, it helps empty the queue.
                 let (mut s, mut decoder) = (state(), Decoder::new());
-                reader.read_all(&jobs, |batch| match batch_tx.try_send(batch) {
-                    Ok(()) => true,
-                    Err(TrySendError::Disconnected(_)) => false,
-                    Err(TrySendError::Full(batch)) => decode(batch, &mut decoder, &mut s, &out),
+                reader.read_all(&jobs, |batch| {
+                    // Too far ahead of the consumer (a thread stalled on an
+                    // earlier batch): decode queued batches, which it needs
+                    // sooner, or wait.
+                    loop {
+                        match progress.admits(batch.seq, ahead) {
+                            None => return false,
+                            Some(true) => break,
+                            Some(false) => {}
+                        }
+                        // Not `lock`: a worker waiting for a batch holds the
+                        // lock, and the queue is then empty anyway.
+                        let queued = match batch_rx.try_lock() {
+                            Ok(rx) => rx.try_recv().ok(),
+                            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().try_recv().ok(),
+                            Err(std::sync::TryLockError::WouldBlock) => None,
+                        };
+                        match queued {
+                            Some(b) => {
+                                if !decode(b, &mut decoder, &mut s, &out) {
+                                    return false;
+                                }
+                            }
+                            None => progress.wait(batch.seq, ahead),
+                        }
+                    }
+                    match batch_tx.try_send(batch) {
+                        Ok(()) => true,
+                        Err(TrySendError::Disconnected(_)) => false,
+                        Err(TrySendError::Full(batch)) => decode(batch, &mut decoder, &mut s, &out),
+                    }
                 });
                 drop(batch_tx);
                 work(&mut decoder, &mut s, &out);
@@ -247,6 +284,9 @@ impl CatchUp {
                 .map(|_| {
                     let out = out_tx.clone();
                     scope.spawn(move || {
+                        // A worker that dies with a batch stops the reading:
+                        // the consumer would wait for that batch for ever.
+                        let _stop = StopIfPanicking(progress);
                         let (mut s, mut decoder) = (state(), Decoder::new());
                         work(&mut decoder, &mut s, &out);
                     })
@@ -254,15 +294,23 @@ impl CatchUp {
                 .collect();
             drop(out_tx);
             // Outputs arrive in any order; hand them over in batch order.
+            // The reader is stopped if `consume` panics (it may be waiting
+            // for the consumer).
+            let stop = StopIfPanicking(progress);
             let mut waiting = BTreeMap::new();
             let mut next = 0u64;
             for (seq, out) in out_rx.iter() {
                 waiting.insert(seq, out);
+                let before = next;
                 while let Some(out) = waiting.remove(&next) {
                     consume(out);
                     next += 1;
                 }
+                if next != before {
+                    progress.advance(next);
+                }
             }
+            drop(stop);
             let mut ok = waiting.is_empty();
             for w in workers {
                 ok &= w.join().is_ok();
@@ -270,6 +318,56 @@ impl CatchUp {
             reading.join().ok().filter(|_| ok)
         });
         workers_ok.ok_or(CatchUpError::Panicked)
+    }
+}
+
+/// The batch the consumer waits for, shared with the reader, which must
+/// not get too far ahead of it; and whether reading should stop.
+#[derive(Default)]
+struct Progress {
+    state: Mutex<(u64, bool)>,
+    moved: std::sync::Condvar,
+}
+
+impl Progress {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, bool)> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether batch `seq` may be handed out now (`None`: stop reading).
+    fn admits(&self, seq: u64, ahead: u64) -> Option<bool> {
+        let g = self.lock();
+        (!g.1).then_some(seq < g.0 + ahead)
+    }
+
+    /// Waits (a little at most) for the consumer to move on.
+    fn wait(&self, seq: u64, ahead: u64) {
+        let g = self.lock();
+        if !g.1 && seq >= g.0 + ahead {
+            let _ = self.moved.wait_timeout(g, std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// The consumer now waits for batch `next`.
+    fn advance(&self, next: u64) {
+        self.lock().0 = next;
+        self.moved.notify_all();
+    }
+
+    fn stop(&self) {
+        self.lock().1 = true;
+        self.moved.notify_all();
+    }
+}
+
+/// Stops the reading when dropped by a panicking thread.
+struct StopIfPanicking<'a>(&'a Progress);
+
+impl Drop for StopIfPanicking<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.stop();
+        }
     }
 }
 
