@@ -556,7 +556,7 @@ impl CopyPool {
     /// buffer grows in place or is moved by remapping its pages: no copy,
     /// and no fault but for the pages added).
     fn take(&self, len: usize) -> Vec<u8> {
-        let mut pool = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pool = self.lock();
         let fits = (0..pool.len()).filter(|&i| pool[i].capacity() >= len).min_by_key(|&i| pool[i].capacity());
         match fits.or_else(|| (0..pool.len()).max_by_key(|&i| pool[i].capacity())) {
             Some(i) => {
@@ -568,9 +568,13 @@ impl CopyPool {
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Lets the kept buffers go (nothing is being caught up on).
     fn clear(&self) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.lock().clear();
     }
 
     /// Keeps an unused buffer, if the pool has room.
@@ -578,7 +582,7 @@ impl CopyPool {
         if buf.capacity() == 0 {
             return;
         }
-        let mut pool = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pool = self.lock();
         if pool.len() < POOLED_COPY_BUFFERS {
             buf.clear();
             pool.push(buf);
@@ -587,9 +591,6 @@ impl CopyPool {
 
     /// The buffer as bytes that give it back to the pool when dropped.
     fn bytes(&self, buf: Vec<u8>) -> Bytes {
-        if buf.capacity() == 0 {
-            return Bytes::new();
-        }
         Bytes::from_owner(PooledCopy { buf, pool: self.clone() })
     }
 }
@@ -1026,20 +1027,15 @@ impl Watcher {
             Some(w) => w,
             None => {
                 let ahead = match self.ahead.take() {
-                    Some((p, handle)) if p.name == plan.name => match handle.join() {
+                    // This segment's, or one the reads have gone past (of no
+                    // use: it does not fit): its buffers come back either way.
+                    Some((p, handle)) if p.name == plan.name || p.name.id < plan.name.id => match handle.join() {
                         Ok((walked, buffers)) => {
                             self.ahead_buffers = buffers;
                             walked.filter(fits)
                         }
                         Err(_) => None,
                     },
-                    // Read for a segment the reads have gone past: of no use.
-                    Some((p, handle)) if p.name.id < plan.name.id => {
-                        if let Ok((_, buffers)) = handle.join() {
-                            self.ahead_buffers = buffers;
-                        }
-                        None
-                    }
                     other => {
                         self.ahead = other;
                         None
