@@ -227,8 +227,7 @@ impl CatchUp {
         };
         // No batch is read more than this far ahead of the one the consumer
         // waits for: the queue, and one being decoded on each thread.
-        let ahead = (self.in_flight + self.threads) as u64;
-        let progress = Progress::default();
+        let progress = Progress::new((self.in_flight + self.threads) as u64);
         let workers_ok = std::thread::scope(|scope| {
             // Owned here, so that a panic in `consume` drops it while
             // unwinding: the threads' sends then fail and they stop, where
@@ -249,7 +248,7 @@ impl CatchUp {
                     // earlier batch): decode queued batches, which it needs
                     // sooner, or wait.
                     loop {
-                        match progress.admits(batch.seq, ahead) {
+                        match progress.admits(batch.seq) {
                             None => return false,
                             Some(true) => break,
                             Some(false) => {}
@@ -267,7 +266,7 @@ impl CatchUp {
                                     return false;
                                 }
                             }
-                            None => progress.wait(batch.seq, ahead),
+                            None => progress.wait(batch.seq),
                         }
                     }
                     match batch_tx.try_send(batch) {
@@ -322,28 +321,33 @@ impl CatchUp {
 }
 
 /// The batch the consumer waits for, shared with the reader, which must
-/// not get too far ahead of it; and whether reading should stop.
-#[derive(Default)]
+/// not get more than `ahead` batches ahead of it; and whether reading
+/// should stop.
 struct Progress {
     state: Mutex<(u64, bool)>,
     moved: std::sync::Condvar,
+    ahead: u64,
 }
 
 impl Progress {
+    fn new(ahead: u64) -> Progress {
+        Progress { state: Mutex::new((0, false)), moved: std::sync::Condvar::new(), ahead }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, (u64, bool)> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Whether batch `seq` may be handed out now (`None`: stop reading).
-    fn admits(&self, seq: u64, ahead: u64) -> Option<bool> {
+    fn admits(&self, seq: u64) -> Option<bool> {
         let g = self.lock();
-        (!g.1).then_some(seq < g.0 + ahead)
+        (!g.1).then_some(seq < g.0 + self.ahead)
     }
 
     /// Waits (a little at most) for the consumer to move on.
-    fn wait(&self, seq: u64, ahead: u64) {
+    fn wait(&self, seq: u64) {
         let g = self.lock();
-        if !g.1 && seq >= g.0 + ahead {
+        if !g.1 && seq >= g.0 + self.ahead {
             let _ = self.moved.wait_timeout(g, std::time::Duration::from_millis(10));
         }
     }
@@ -445,6 +449,13 @@ impl Reader {
         b
     }
 
+    /// An empty batch's units, with room for a whole batch: grown by
+    /// doubling, a batch's units were copied ten times over and left the
+    /// allocator fresh pages.
+    fn units(&self) -> Vec<Unit> {
+        Vec::with_capacity(self.batch_entries.min(MAX_PRESIZED))
+    }
+
     /// An empty entry buffer: a decoded batch's, if one came back.
     fn buffer(&self) -> Vec<u8> {
         let mut b = self.spare.try_recv().unwrap_or_default();
@@ -489,9 +500,7 @@ impl Reader {
                 }
             };
             let map = seg.bytes().clone();
-            // Sized for a whole batch: grown by doubling, a batch's units
-            // were copied ten times over and left the allocator fresh pages.
-            let mut units = Vec::with_capacity(self.batch_entries.min(MAX_PRESIZED));
+            let mut units = self.units();
             let mut copied = self.buffer();
             let mut entries = 0;
             // Each batch gets its own handle on the path: one shared by all
@@ -533,7 +542,7 @@ impl Reader {
                                 &schema,
                                 map.clone(),
                                 std::mem::replace(&mut copied, fresh),
-                                std::mem::replace(&mut units, Vec::with_capacity(self.batch_entries.min(MAX_PRESIZED))),
+                                std::mem::replace(&mut units, self.units()),
                             );
                             batch_path = Arc::from(job.path.as_path());
                             schema = self.schema();
