@@ -120,13 +120,7 @@ fn tail_on_a_backlog_with_threads_prints_what_dump_prints() {
     for capture in ["cassandra-4.0.0", "cassandra-4.0.0-lz4", "cassandra-4.0.0-encrypted"] {
         let schema_path = corpus.join(capture).join("schema_after_phase2/schema_internals.cql");
         let (_, key_args) = keys_for(&corpus, capture);
-        let tmp = tempfile::tempdir().unwrap();
-        let dst = tmp.path().join("cdc_raw");
-        std::fs::create_dir(&dst).unwrap();
-        for f in std::fs::read_dir(corpus.join(capture).join("cdc_raw_after_shutdown")).unwrap() {
-            let f = f.unwrap().path();
-            std::fs::copy(&f, dst.join(f.file_name().unwrap())).unwrap();
-        }
+        let (tmp, dst) = copy_cdc_raw(&corpus.join(capture).join("cdc_raw_after_shutdown"));
         let want = dump_cdc(&dst, &schema_path, &key_args);
         for threads in ["1", "3"] {
             let out = Command::new(example("tail"))
@@ -240,13 +234,7 @@ fn killed_and_restarted(from_log: bool) {
     } else {
         vec![OsStr::new("--schema"), schema_path.as_os_str()]
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let dst = tmp.path().join("cdc_raw");
-    std::fs::create_dir(&dst).unwrap();
-    for f in std::fs::read_dir(capture.join("cdc_raw_after_shutdown")).unwrap() {
-        let f = f.unwrap().path();
-        std::fs::copy(&f, dst.join(f.file_name().unwrap())).unwrap();
-    }
+    let (tmp, dst) = copy_cdc_raw(&capture.join("cdc_raw_after_shutdown"));
     let want = dump_cdc_with(&dst, &schema_args, &[]);
     let ddl_positions: Vec<(i64, u64)> =
         want.iter().filter(|l| l.contains("\"schema_change\"")).map(|l| position(l)).collect();
@@ -356,15 +344,22 @@ fn killed_and_restarted(from_log: bool) {
 
 // ---------- cleanup and losses, in process ----------
 
-fn fixture_copy() -> (tempfile::TempDir, PathBuf, Arc<Schema>) {
+/// A copy of the files of a `cdc_raw` directory, in `cdc_raw` of a
+/// temporary directory.
+fn copy_cdc_raw(src: &Path) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dst = tmp.path().join("cdc_raw");
     std::fs::create_dir(&dst).unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
-    for f in std::fs::read_dir(src.join("cdc_raw")).unwrap() {
+    for f in std::fs::read_dir(src).unwrap() {
         let f = f.unwrap().path();
         std::fs::copy(&f, dst.join(f.file_name().unwrap())).unwrap();
     }
+    (tmp, dst)
+}
+
+fn fixture_copy() -> (tempfile::TempDir, PathBuf, Arc<Schema>) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+    let (tmp, dst) = copy_cdc_raw(&src.join("cdc_raw"));
     let schema = Schema::parse(&std::fs::read_to_string(src.join("cdc_schema.cql")).unwrap()).unwrap();
     (tmp, dst, Arc::new(schema))
 }
