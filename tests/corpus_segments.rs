@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use cassandra_commitlog::cdc::{IdxState, read_cdc_index};
-use cassandra_commitlog::segment::{Error, Item, ReadOptions, Segment, SegmentName, Tail, TailClass};
+use cassandra_commitlog::segment::{Error, Item, ReadOptions, ResumePoint, Segment, SegmentName, Tail, TailClass};
 use common::{CAPTURES, corpus, options_for, reference_counts, segment_dirs, segment_files};
 
 fn folder_of(corpus: &Path, dir: &Path) -> String {
@@ -264,6 +264,34 @@ fn walk_items(
     (items, sections, s.end, format!("{:?}", s.tail))
 }
 
+/// The entries (`true`) or the losses of a walk.
+fn pick(items: &[Walked], entries: bool) -> Vec<Walked> {
+    items.iter().filter(|w| matches!(w, Walked::Entry(..)) == entries).cloned().collect()
+}
+
+/// Calls `f` with every readable segment of the corpus and its read
+/// options, then with a copy whose second section has a damaged byte.
+fn each_readable_and_damaged(corpus: &Path, mut f: impl FnMut(&Path, &ReadOptions, &Segment)) {
+    for dir in segment_dirs(corpus) {
+        let opts = options_for(corpus, &folder_of(corpus, &dir));
+        for file in segment_files(&dir) {
+            let Ok(seg) = Segment::open(&file) else { continue };
+            if seg.reader(&opts).is_err() {
+                continue;
+            }
+            f(&file, &opts, &seg);
+            let mut damaged = seg.data().to_vec();
+            if let Some(second) = walk_items(&seg, &opts).1.get(1)
+                && (second.file_offset as usize) + 40 < damaged.len()
+            {
+                damaged[second.file_offset as usize + 30] ^= 0xff;
+                let name = file.file_name().unwrap().to_string_lossy().into_owned();
+                f(&file, &opts, &Segment::from_named_data(bytes::Bytes::from(damaged), &name).unwrap());
+            }
+        }
+    }
+}
+
 /// A walk resumed at any section a full walk met, after any position in
 /// it, returns exactly what the full walk returns after that position, and
 /// ends where it ends: on every segment of the corpus (plain, LZ4, Zstd,
@@ -272,57 +300,139 @@ fn walk_items(
 fn a_walk_resumed_at_a_section_returns_the_rest_of_the_full_walk() {
     let Some(corpus) = corpus() else { return };
     let mut resumed = 0;
-    for dir in segment_dirs(&corpus) {
-        let folder = folder_of(&corpus, &dir);
-        let opts = options_for(&corpus, &folder);
-        for file in segment_files(&dir) {
-            let Ok(seg) = Segment::open(&file) else { continue };
-            if seg.reader(&opts).is_err() {
-                continue;
-            }
-            let mut damaged = seg.data().to_vec();
-            let copies: Vec<Vec<u8>> = match walk_items(&seg, &opts).1.get(1) {
-                Some(second) if (second.file_offset as usize) + 40 < damaged.len() => {
-                    damaged[second.file_offset as usize + 30] ^= 0xff;
-                    vec![seg.data().to_vec(), damaged]
-                }
-                _ => vec![seg.data().to_vec()],
-            };
-            for bytes in copies {
-                let seg =
-                    Segment::from_named_data(bytes::Bytes::from(bytes), &file.file_name().unwrap().to_string_lossy())
-                        .unwrap();
-                let (items, sections, end, tail) = walk_items(&seg, &opts);
-                // A stride over the sections keeps the big segments quick.
-                let stride = (sections.len() / 16).max(1);
-                for s in sections.iter().step_by(stride) {
-                    for after in [s.start, s.content_start + 1, s.end - 1] {
-                        let want: Vec<&Walked> =
-                            items.iter().filter(|w| matches!(w, Walked::Entry(p, _) if *p > after)).collect();
-                        let (got, _, got_end, got_tail) =
-                            walk_items(&seg, &opts.clone().after(after).resume_from(s.resume_point()));
-                        let got_losses = got.clone();
-                        let pick = |v: Vec<Walked>, entry: bool| -> Vec<Walked> {
-                            v.into_iter().filter(|w| matches!(w, Walked::Entry(..)) == entry).collect()
-                        };
-                        // Its losses are those of a walk from the start after the same position.
-                        let from_start = walk_items(&seg, &opts.clone().after(after)).0;
-                        let at = format!("{} from {s:?} after {after}", file.display());
-                        assert_eq!(pick(got, true).iter().collect::<Vec<_>>(), want, "{at}");
-                        assert_eq!(pick(got_losses, false), pick(from_start, false), "{at}");
-                        assert_eq!((got_end, &got_tail), (end, &tail), "{}", file.display());
-                        resumed += 1;
-                    }
-                }
+    each_readable_and_damaged(&corpus, |file, opts, seg| {
+        let (items, sections, end, tail) = walk_items(seg, opts);
+        // A stride over the sections keeps the big segments quick.
+        let stride = (sections.len() / 16).max(1);
+        for s in sections.iter().step_by(stride) {
+            for after in [s.start, s.content_start + 1, s.end - 1] {
+                let want: Vec<&Walked> =
+                    items.iter().filter(|w| matches!(w, Walked::Entry(p, _) if *p > after)).collect();
+                let (got, _, got_end, got_tail) =
+                    walk_items(seg, &opts.clone().after(after).resume_from(s.resume_point()));
+                // Its losses are those of a walk from the start after the same position.
+                let from_start = walk_items(seg, &opts.clone().after(after)).0;
+                let at = format!("{} from {s:?} after {after}", file.display());
+                assert_eq!(pick(&got, true).iter().collect::<Vec<_>>(), want, "{at}");
+                assert_eq!(pick(&got, false), pick(&from_start, false), "{at}");
+                assert_eq!((got_end, &got_tail), (end, &tail), "{}", file.display());
+                resumed += 1;
             }
         }
-    }
+    });
     assert!(resumed > 1000, "{resumed}");
 }
 
+/// Walks `seg` until `stop` items (sections not counted) have come, and
+/// gives the reader's resume point then and how far it read (the position
+/// of the last entry, or the end of a loss after it).
+fn stop_after(seg: &Segment, opts: &ReadOptions, stop: usize) -> (Option<ResumePoint>, u64) {
+    let mut reader = seg.reader(opts).unwrap();
+    let (mut seen, mut last) = (0, 0);
+    while seen < stop {
+        match reader.next().unwrap() {
+            Some(Item::Entry(e)) => {
+                last = e.position;
+                seen += 1;
+            }
+            Some(Item::Loss(l)) => {
+                last = last.max(l.end);
+                seen += 1;
+            }
+            Some(Item::Section(_)) => {}
+            None => break,
+        }
+    }
+    (reader.resume_point(), last)
+}
+
+/// A walk stopped after any entry and resumed at the reader's own point
+/// (mid-section) returns exactly what the full walk returns after that
+/// entry, with the losses of a walk from the start after it, and ends where
+/// the full walk ends: every segment of the corpus (plain, LZ4, Zstd,
+/// encrypted), and a copy whose second section is damaged.
+#[test]
+fn a_walk_resumed_mid_section_returns_the_rest_of_the_full_walk() {
+    let Some(corpus) = corpus() else { return };
+    let mut resumed = 0;
+    each_readable_and_damaged(&corpus, |file, opts, seg| {
+        let (items, _, end, tail) = walk_items(seg, opts);
+        let stride = (items.len() / 12).max(1);
+        for stop in (1..=items.len()).step_by(stride).chain([items.len()]) {
+            let (point, after) = stop_after(seg, opts, stop);
+            let Some(point) = point else { continue };
+            assert!(point.logical() <= after, "{}: {point:?} {after}", file.display());
+            let want: Vec<&Walked> = items.iter().filter(|w| matches!(w, Walked::Entry(p, _) if *p > after)).collect();
+            let (got, _, got_end, got_tail) = walk_items(seg, &opts.clone().after(after).resume_from(point));
+            let from_start = walk_items(seg, &opts.clone().after(after)).0;
+            let at = format!("{} stopped after {stop} items ({after})", file.display());
+            assert_eq!(pick(&got, true).iter().collect::<Vec<_>>(), want, "{at}");
+            assert_eq!(pick(&got, false), pick(&from_start, false), "{at}");
+            assert_eq!((got_end, &got_tail), (end, &tail), "{at}");
+            resumed += 1;
+        }
+    });
+    assert!(resumed > 500, "{resumed}");
+}
+
+/// A walk resumed at a point mid-section starts at that point: the entries
+/// of the section before it are not walked again. Shown on a plain segment
+/// whose first entry of a section has its size damaged after the point was
+/// taken: a walk resumed at the section's start (with the same `after`)
+/// loses the rest of the section to it; one resumed at the point loses
+/// nothing.
+#[test]
+fn a_walk_resumed_mid_section_does_not_walk_the_entries_before_again() {
+    let Some(corpus) = corpus() else { return };
+    let file = segment_files(&corpus.join("bench-4.0.0/cdc_raw")).into_iter().next().expect("a bench segment");
+    let seg = Segment::open(&file).unwrap();
+    let opts = ReadOptions::new();
+    // The tenth entry of the second section, and the first entry's offset.
+    let mut reader = seg.reader(&opts).unwrap();
+    let (mut sections, mut in_section, mut first_at, mut stop) = (0, 0, 0, 0usize);
+    let mut seen = 0;
+    while let Some(item) = reader.next().unwrap() {
+        match item {
+            Item::Section(_) => {
+                sections += 1;
+                in_section = 0;
+            }
+            Item::Entry(e) => {
+                seen += 1;
+                in_section += 1;
+                if sections == 2 && in_section == 1 {
+                    first_at = e.file_offset.expect("plain entries are in the file") as usize;
+                }
+                if sections == 2 && in_section == 10 {
+                    stop = seen;
+                    break;
+                }
+            }
+            Item::Loss(l) => panic!("{l:?}"),
+        }
+    }
+    assert!(stop > 0, "a second section of at least ten entries");
+    let (point, after) = stop_after(&seg, &opts, stop);
+    let point = point.expect("a point mid-section");
+    let (full, sections_met, ..) = walk_items(&seg, &opts);
+    let section_start = sections_met[1].resume_point();
+    assert!(section_start.logical() < point.logical() && point.logical() == after);
+    let want: Vec<Walked> = full.into_iter().filter(|w| matches!(w, Walked::Entry(p, _) if *p > after)).collect();
+    let mut bytes = seg.data().to_vec();
+    bytes[first_at] ^= 0x40;
+    let damaged =
+        Segment::from_named_data(bytes::Bytes::from(bytes), &file.file_name().unwrap().to_string_lossy()).unwrap();
+    let (got, ..) = walk_items(&damaged, &opts.clone().after(after).resume_from(point));
+    assert_eq!(got, want);
+    let (at_section, ..) = walk_items(&damaged, &opts.clone().after(after).resume_from(section_start));
+    assert!(at_section.iter().any(|w| matches!(w, Walked::Loss(_))), "the damage is met from the section start");
+    assert!(at_section.len() < want.len());
+}
+
 /// A resume point taken from another segment is a wrong hint, not a
-/// crash: every section point of each corpus capture's first segments,
-/// tried on the others, gives a walk that ends, with no panic.
+/// crash: section points and points within sections of each corpus
+/// capture's first segments, tried on the others, give walks that end,
+/// with no panic.
 #[test]
 fn a_resume_point_from_another_segment_never_panics() {
     let Some(corpus) = corpus() else { return };
@@ -337,10 +447,16 @@ fn a_resume_point_from_another_segment_never_panics() {
     }
     let mut tried = 0;
     for (a, a_opts) in &segs {
-        let sections = walk_items(a, a_opts).1;
+        let (items, sections, ..) = walk_items(a, a_opts);
+        // Section starts, and points within sections where walks stopped.
+        let mut points: Vec<ResumePoint> =
+            sections.iter().step_by((sections.len() / 8).max(1)).map(|s| s.resume_point()).collect();
+        points.extend(
+            (1..=items.len()).step_by((items.len() / 8).max(1)).filter_map(|stop| stop_after(a, a_opts, stop).0),
+        );
         for (b, b_opts) in &segs {
-            for s in sections.iter().step_by((sections.len() / 8).max(1)) {
-                if let Ok(mut r) = b.reader(&b_opts.clone().resume_from(s.resume_point())) {
+            for &point in &points {
+                if let Ok(mut r) = b.reader(&b_opts.clone().resume_from(point)) {
                     let mut n = 0u64;
                     while let Ok(Some(_)) = r.next() {
                         n += 1;

@@ -629,9 +629,9 @@ struct WalkedSegment {
     version: i32,
     items: std::vec::IntoIter<Walked>,
     summary: Summary,
-    /// The walk stopped at the copy cap: where to resume (the section of
-    /// its last item, and that section's logical start).
-    partial: Option<(ResumePoint, u64)>,
+    /// The walk stopped at the copy cap: where to resume (just past its
+    /// last entry, in that entry's section).
+    partial: Option<ResumePoint>,
 }
 
 /// Reads a finished segment whole; `None` when it cannot be opened or read
@@ -680,7 +680,7 @@ fn walk_finished(
                 pending.push((buf.len()..buf.len() + e.mutation.len(), context));
                 buf.extend_from_slice(e.mutation);
                 if copied >= cap {
-                    partial = section.map(|s: segment::Section| (s.resume_point(), s.start));
+                    partial = reader.resume_point().or(section.map(|s: segment::Section| s.resume_point()));
                     break;
                 }
             }
@@ -1006,10 +1006,12 @@ impl Watcher {
             });
             self.collect(&mut items, plan.after)
         };
-        // The next read of this segment starts at the section this one
-        // stopped in (the bytes below the idx offset do not change).
-        if let Some(s) = last_section {
-            self.resume = Some((plan.name, s.resume_point(), s.start));
+        // The next read of this segment starts where this one stopped, in
+        // the section it stopped in (the bytes below the idx offset do not
+        // change): an entry is walked once, however many batches its
+        // section is cut into.
+        if let Some(point) = reader.resume_point().or(last_section.map(|s| s.resume_point())) {
+            self.resume = Some((plan.name, point, point.logical()));
         }
         let summary = reader.summary().clone();
         self.buffers = reader.into_buffers();
@@ -1092,7 +1094,7 @@ impl Watcher {
 
     /// The next batch of a segment read whole.
     fn serve_walked(&mut self, plan: Plan, mut walked: WalkedSegment) -> Option<Batch> {
-        self.read_ahead(plan, walked.partial.map(|(point, _)| point));
+        self.read_ahead(plan, walked.partial);
         let schema = self.schema_for(walked.version);
         let after = plan.after;
         let collected = {
@@ -1105,12 +1107,12 @@ impl Watcher {
         let mut collected = collected;
         let mut keep = collected.cut_short;
         if walked.items.len() == 0
-            && let Some((point, start)) = walked.partial
+            && let Some(point) = walked.partial
         {
             // The walk stopped at its copy cap: the rest is read from there.
             collected.cut_short = true;
             keep = false;
-            self.resume = Some((plan.name, point, start));
+            self.resume = Some((plan.name, point, point.logical()));
         }
         let summary = std::mem::take(&mut walked.summary);
         let batch = self.finish(plan, &summary, collected, schema);

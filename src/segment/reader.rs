@@ -114,14 +114,18 @@ impl ReadOptions {
     /// Starts the walk at a section met by an earlier walk of the same
     /// segment file, instead of at its first section: what comes before is
     /// not read again (its entries and losses are not returned, and the
-    /// [`Summary`] counts only what is read). Its logical position is taken
+    /// [`Summary`] counts only what is read). A point from
+    /// [`SegmentReader::resume_point`] starts within the section, at the
+    /// first entry that walk had not returned. Its logical position is taken
     /// from the point, so a later walk of a compressed or encrypted segment
     /// does not decode the earlier sections again to learn it. Meant with
     /// [`after`](Self::after), to resume a walk cut into batches.
     ///
     /// A point that cannot belong to the segment (before its header or past
     /// its end, or, in a plain segment, a logical position that is not the
-    /// file offset) is ignored: the walk starts at the first section.
+    /// file offset) is ignored: the walk starts at the first section. A
+    /// point within a section past the end of its entries starts at the
+    /// section's first entry.
     pub fn resume_from(mut self, point: ResumePoint) -> ReadOptions {
         self.resume = Some(point);
         self
@@ -181,18 +185,32 @@ pub struct Section {
 }
 
 /// Where a walk can start again: a section's marker, its logical position
-/// and index (see [`ReadOptions::resume_from`]).
+/// and index, and where in the section's entries (see
+/// [`ReadOptions::resume_from`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ResumePoint {
     file_offset: u64,
     logical: u64,
     index: u32,
+    /// Offset of the first entry not yet read, in the section's entries
+    /// (0: the section's first).
+    entry: u64,
+}
+
+impl ResumePoint {
+    /// The logical position below which a walk resumed here reads nothing
+    /// (the section's marker, or the end of the last entry read in it): a
+    /// resume that skips everything up to a position at or past it
+    /// ([`ReadOptions::after`]) misses nothing.
+    pub fn logical(&self) -> u64 {
+        if self.entry == 0 { self.logical } else { self.logical + SYNC_MARKER_SIZE as u64 + self.entry }
+    }
 }
 
 impl Section {
     /// The point to start a later walk of the same segment at this section.
     pub fn resume_point(&self) -> ResumePoint {
-        ResumePoint { file_offset: self.file_offset, logical: self.start, index: self.index }
+        ResumePoint { file_offset: self.file_offset, logical: self.start, index: self.index, entry: 0 }
     }
 }
 
@@ -611,6 +629,9 @@ pub struct SegmentReader<'a> {
     held: Option<HeldSection>,
     summary: Summary,
     done: bool,
+    /// The resumed section's marker offset and where in its entries to
+    /// start (from a [`ResumePoint`] taken mid-section).
+    resume_entry: Option<(usize, u64)>,
 }
 
 impl<'a> SegmentReader<'a> {
@@ -652,6 +673,10 @@ impl<'a> SegmentReader<'a> {
             }
             _ => (header_len, header_len as u64, 0),
         };
+        // Where in the resumed section to start, checked against its
+        // content once it is open.
+        let resume_entry =
+            opts.resume.filter(|p| p.entry > 0 && p.file_offset == file_pos as u64).map(|p| (file_pos, p.entry));
         Ok(SegmentReader {
             data,
             id: descriptor.id,
@@ -673,7 +698,28 @@ impl<'a> SegmentReader<'a> {
             held: buffers.held,
             summary: Summary { end: logical, file_end: file_pos as u64, ..Summary::default() },
             done: false,
+            resume_entry,
         })
+    }
+
+    /// The point to start a later walk of the same bytes just past what
+    /// this one has returned: in the current section, at its next entry
+    /// (its entries before it are not walked again, so that a walk cut into
+    /// batches reads each entry once however large its sections are).
+    /// `None` before the first section is open or once the walk has moved
+    /// past its last one: resume at a [`Section`]'s point then.
+    pub fn resume_point(&self) -> Option<ResumePoint> {
+        let cur = self.current.as_ref()?;
+        Some(ResumePoint { entry: cur.off as u64, ..cur.section.resume_point() })
+    }
+
+    /// The offset to start the section at `pos` at: the resume point's,
+    /// once, if the section's content reaches it.
+    fn start_offset(&mut self, pos: usize, len: usize) -> usize {
+        match self.resume_entry.take() {
+            Some((at, entry)) if at == pos && entry <= len as u64 => entry as usize,
+            _ => 0,
+        }
     }
 
     /// The segment id.
@@ -1088,7 +1134,8 @@ impl<'a> SegmentReader<'a> {
             });
         }
         if self.after.is_none_or(|a| section.end > a) {
-            self.current = Some(Current { section, content: Content::Borrowed { start: content, end }, off: 0 });
+            let off = self.start_offset(pos, end - content);
+            self.current = Some(Current { section, content: Content::Borrowed { start: content, end }, off });
         }
         Ok(section)
     }
@@ -1205,7 +1252,12 @@ impl<'a> SegmentReader<'a> {
         match opened.result {
             Ok(content) => {
                 if self.after.is_none_or(|a| section.end > a) {
-                    self.current = Some(Current { section, content, off: 0 });
+                    let len = match content {
+                        Content::Borrowed { start, end } => end - start,
+                        Content::Buffered { len } => len,
+                    };
+                    let off = self.start_offset(pos, len);
+                    self.current = Some(Current { section, content, off });
                 }
             }
             // The marker chain is intact: the next section can still be read.
