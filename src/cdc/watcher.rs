@@ -520,10 +520,10 @@ pub struct Watcher {
     /// Buffers that entries copied out of decoded sections go into, back
     /// once the batches holding them are dropped.
     copies: CopyPool,
-    /// Where the last read of a segment stopped: the section to resume at
-    /// (and its logical start), so that the next read does not decode the
-    /// earlier sections again.
-    resume: Option<(SegmentName, ResumePoint, u64)>,
+    /// Where the last read of a segment stopped (its section, and the next
+    /// entry in it), so that the next read neither decodes the earlier
+    /// sections nor steps over the section's earlier entries again.
+    resume: Option<(SegmentName, ResumePoint)>,
 }
 
 /// `Batch::fold_parallel` cuts a batch into about this many runs a thread.
@@ -1011,7 +1011,7 @@ impl Watcher {
         // change): an entry is walked once, however many batches its
         // section is cut into.
         if let Some(point) = reader.resume_point().or(last_section.map(|s| s.resume_point())) {
-            self.resume = Some((plan.name, point, point.logical()));
+            self.resume = Some((plan.name, point));
         }
         let summary = reader.summary().clone();
         self.buffers = reader.into_buffers();
@@ -1112,7 +1112,7 @@ impl Watcher {
             // The walk stopped at its copy cap: the rest is read from there.
             collected.cut_short = true;
             keep = false;
-            self.resume = Some((plan.name, point, point.logical()));
+            self.resume = Some((plan.name, point));
         }
         let summary = std::mem::take(&mut walked.summary);
         let batch = self.finish(plan, &summary, collected, schema);
@@ -1127,7 +1127,7 @@ impl Watcher {
     /// at or before `plan.after`.
     fn resume_point(&self, plan: &Plan) -> Option<ResumePoint> {
         match self.resume {
-            Some((name, point, start)) if name == plan.name && start <= plan.after => Some(point),
+            Some((name, point)) if name == plan.name && point.logical() <= plan.after => Some(point),
             _ => None,
         }
     }
