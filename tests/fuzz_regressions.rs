@@ -50,6 +50,34 @@ fn sections_regressions() {
     replay("sections", harness::sections);
 }
 
+/// Builder-made sections of several entries, in every format, through the
+/// `sections` target with its resume checks on (at sections and within
+/// them), without and with `after` and a read limit: entries whose CRCs
+/// hold are what random inputs rarely give those checks.
+#[test]
+fn sections_of_entries_resume_where_they_stopped() {
+    use cassandra_commitlog::builder::SegmentBuilder;
+    for pick in 0u8..7 {
+        let format = harness::sections_format(pick);
+        let mut b = SegmentBuilder::new(7, harness::SECTIONS_ID, format.clone());
+        for i in 0..4 {
+            for j in 0..5 {
+                let body: Vec<u8> = (0..20 + i * 7 + j * 3).map(|k| (k * 11 + i + j) as u8).collect();
+                b.entry(&body);
+            }
+            b.sync();
+        }
+        let bytes = b.finish();
+        let header = harness::sections_header(&format).len();
+        assert_eq!(bytes[..header], harness::sections_header(&format)[..], "the target's own header");
+        for flags in [0x80u8, 0xa0, 0xc0, 0xe0] {
+            let mut input = vec![pick | flags];
+            input.extend_from_slice(&bytes[header..]);
+            harness::sections(&input);
+        }
+    }
+}
+
 #[test]
 fn mutation_regressions() {
     replay("mutation", harness::mutation);

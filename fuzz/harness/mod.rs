@@ -7,7 +7,7 @@
 pub mod oracle;
 
 use cassandra_commitlog::builder::{self, BuildFormat};
-use cassandra_commitlog::segment::{Compression, Item, LossKind, ReadOptions, Segment};
+use cassandra_commitlog::segment::{Compression, Item, LossKind, ReadBuffers, ReadOptions, ResumePoint, Segment, Tail};
 
 /// The key the `sections` target gives its encrypted inputs.
 pub const KEY: [u8; 16] = [7; 16];
@@ -75,17 +75,30 @@ pub fn segment(data: &[u8]) {
     walk(data, &ReadOptions::new().strict(true).max_section_len(1 << 20));
 }
 
+/// The section format a `sections` input's first byte picks.
+pub fn sections_format(pick: u8) -> BuildFormat {
+    match pick % 8 {
+        0 | 7 => BuildFormat::Plain,
+        n @ 1..=5 => BuildFormat::Compressed(Compression::ALL[n as usize - 1]),
+        _ => BuildFormat::Encrypted { alias: ALIAS.into(), key: KEY.to_vec(), iv: [3; 16], chunk_len: 64 },
+    }
+}
+
+/// The header the `sections` target puts before its input's sections.
+pub fn sections_header(format: &BuildFormat) -> Vec<u8> {
+    builder::header(7, SECTIONS_ID, &builder::params_json(format))
+}
+
+/// The segment id of the `sections` target's header.
+pub const SECTIONS_ID: i64 = 0x0102_0304_0506;
+
 /// Target `sections`: arbitrary sections behind a valid header, so that
 /// inputs get past the descriptor. The first byte picks the section format
 /// and the read options.
 pub fn sections(data: &[u8]) {
     let Some((&pick, rest)) = data.split_first() else { return };
-    let format = match pick % 8 {
-        0 | 7 => BuildFormat::Plain,
-        n @ 1..=5 => BuildFormat::Compressed(Compression::ALL[n as usize - 1]),
-        _ => BuildFormat::Encrypted { alias: ALIAS.into(), key: KEY.to_vec(), iv: [3; 16], chunk_len: 64 },
-    };
-    let mut bytes = builder::header(7, 0x0102_0304_0506, &builder::params_json(&format));
+    let format = sections_format(pick);
+    let mut bytes = sections_header(&format);
     let header = bytes.len() as u64;
     bytes.extend_from_slice(rest);
     let mut opts = ReadOptions::new().key(ALIAS, KEY.to_vec()).max_section_len(1 << 20);
@@ -107,7 +120,8 @@ pub fn sections(data: &[u8]) {
 /// A walk resumed at a section of an earlier walk (with that walk's
 /// buffers, so that a section they hold is taken as decoded) returns the
 /// earlier walk's entries after the resume position, and ends where it
-/// ended. Tried at the middle and at the last section met.
+/// ended. Tried at the middle and at the last section met, and at a
+/// reader's own point within a section after the middle and last entries.
 fn resumed(data: &[u8], opts: &ReadOptions) {
     let Ok(seg) = Segment::from_data(data) else { return };
     let Ok(mut reader) = seg.reader(opts) else { return };
@@ -119,24 +133,66 @@ fn resumed(data: &[u8], opts: &ReadOptions) {
             Item::Loss(_) => {}
         }
     }
-    let (end, tail) = (reader.summary().end, reader.summary().tail);
-    let mut buffers = reader.into_buffers();
+    let whole = (entries, reader.summary().end, reader.summary().tail);
+    let mut buffers = Some(reader.into_buffers());
     for s in [sections.get(sections.len() / 2), sections.last()].into_iter().flatten() {
         let after = opts.resume_after().unwrap_or(0).max(s.start);
-        let Ok(mut r) = seg.reader_with(&opts.clone().after(after).resume_from(s.resume_point()), buffers) else {
+        if !rest_matches(&seg, opts, s.resume_point(), after, &whole, &mut buffers) {
             return;
-        };
-        let mut got = Vec::new();
-        while let Ok(Some(item)) = r.next() {
-            if let Item::Entry(e) = item {
-                got.push((e.position, e.mutation.to_vec()));
+        }
+    }
+    // At the reader's own point within a section, after the middle entry
+    // and after the last.
+    for stop in [whole.0.len() / 2, whole.0.len()] {
+        let Ok(mut r) = seg.reader_with(opts, buffers.take().unwrap_or_default()) else { return };
+        let (mut seen, mut read_to) = (0, opts.resume_after().unwrap_or(0));
+        while seen < stop {
+            match r.next() {
+                Ok(Some(Item::Entry(e))) => {
+                    seen += 1;
+                    read_to = read_to.max(e.position);
+                }
+                Ok(Some(Item::Loss(l))) => read_to = read_to.max(l.end),
+                Ok(Some(Item::Section(_))) => {}
+                _ => break,
             }
         }
-        let want: Vec<_> = entries.iter().filter(|(p, _)| *p > after).cloned().collect();
-        assert_eq!(got, want, "resumed at {s:?} after {after}");
-        assert_eq!((r.summary().end, r.summary().tail), (end, tail), "resumed at {s:?}");
-        buffers = r.into_buffers();
+        let point = r.resume_point();
+        buffers = Some(r.into_buffers());
+        let Some(point) = point else { continue };
+        assert!(point.logical() <= read_to, "{point:?} past what was read ({read_to})");
+        if !rest_matches(&seg, opts, point, read_to, &whole, &mut buffers) {
+            return;
+        }
     }
+}
+
+/// A whole walk: its entries (position, bytes), its end and its tail.
+type Walk = (Vec<(u64, Vec<u8>)>, u64, Option<Tail>);
+
+/// A walk resumed at `point` after `after` returns the whole walk's
+/// entries after `after` and ends where it ended (`false`: no reader).
+fn rest_matches(
+    seg: &Segment<&[u8]>,
+    opts: &ReadOptions,
+    point: ResumePoint,
+    after: u64,
+    (entries, end, tail): &Walk,
+    buffers: &mut Option<ReadBuffers>,
+) -> bool {
+    let resumed = opts.clone().after(after).resume_from(point);
+    let Ok(mut r) = seg.reader_with(&resumed, buffers.take().unwrap_or_default()) else { return false };
+    let mut got = Vec::new();
+    while let Ok(Some(item)) = r.next() {
+        if let Item::Entry(e) = item {
+            got.push((e.position, e.mutation.to_vec()));
+        }
+    }
+    let want: Vec<_> = entries.iter().filter(|(p, _)| *p > after).cloned().collect();
+    assert_eq!(got, want, "resumed at {point:?} after {after}");
+    assert_eq!((r.summary().end, r.summary().tail), (*end, *tail), "resumed at {point:?}");
+    *buffers = Some(r.into_buffers());
+    true
 }
 
 use std::sync::OnceLock;
