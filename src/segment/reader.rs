@@ -203,7 +203,7 @@ impl ResumePoint {
     /// resume that skips everything up to a position at or past it
     /// ([`ReadOptions::after`]) misses nothing.
     pub fn logical(&self) -> u64 {
-        if self.entry == 0 { self.logical } else { self.logical + SYNC_MARKER_SIZE as u64 + self.entry }
+        if self.entry == 0 { self.logical } else { self.logical.saturating_add(SYNC_MARKER_SIZE as u64 + self.entry) }
     }
 }
 
@@ -660,7 +660,9 @@ impl<'a> SegmentReader<'a> {
             }
         };
         let header_len = descriptor.header_len;
-        let (file_pos, logical, index) = match opts.resume {
+        // With a point taken mid-section, where in the section to start:
+        // checked against its content once it is open.
+        let (file_pos, logical, index, resume_entry) = match opts.resume {
             Some(p)
                 if p.file_offset >= header_len as u64
                     && p.file_offset <= data.len() as u64
@@ -669,14 +671,11 @@ impl<'a> SegmentReader<'a> {
                     && p.logical < 1 << 48
                     && (!matches!(cipher, Cipher::Plain) || p.logical == p.file_offset) =>
             {
-                (p.file_offset as usize, p.logical, p.index)
+                let entry = (p.entry > 0).then_some((p.file_offset as usize, p.entry));
+                (p.file_offset as usize, p.logical, p.index, entry)
             }
-            _ => (header_len, header_len as u64, 0),
+            _ => (header_len, header_len as u64, 0, None),
         };
-        // Where in the resumed section to start, checked against its
-        // content once it is open.
-        let resume_entry =
-            opts.resume.filter(|p| p.entry > 0 && p.file_offset == file_pos as u64).map(|p| (file_pos, p.entry));
         Ok(SegmentReader {
             data,
             id: descriptor.id,
