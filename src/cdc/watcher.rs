@@ -653,7 +653,7 @@ fn walk_finished(
     }
     let file: Arc<Path> = Arc::from(path);
     let mut reader = seg.reader_with(&opts, std::mem::take(buffers)).ok()?;
-    let (mut items, mut copied, mut section, mut partial) = (Vec::new(), 0usize, None, None);
+    let (mut items, mut copied, mut partial) = (Vec::new(), 0usize, None);
     // Entries copied out of a decoded section go into one buffer per
     // section, then become views of it: one allocation a section, not one
     // an entry (freed by another thread, many small ones cost more).
@@ -680,7 +680,7 @@ fn walk_finished(
                 pending.push((buf.len()..buf.len() + e.mutation.len(), context));
                 buf.extend_from_slice(e.mutation);
                 if copied >= cap {
-                    partial = reader.resume_point().or(section.map(|s: segment::Section| s.resume_point()));
+                    partial = reader.resume_point();
                     break;
                 }
             }
@@ -696,7 +696,6 @@ fn walk_finished(
                         std::mem::replace(&mut buf, copies.take((s.end - s.content_start).min(cap as u64) as usize));
                     copies.put(unused);
                 }
-                section = Some(s);
             }
         }
     }
@@ -988,7 +987,6 @@ impl Watcher {
             }
         };
         let schema = self.schema_for(seg.descriptor().version);
-        let mut last_section = None;
         let collected = {
             // Not strict: damage comes as items, so `next` has no error to give.
             let mut items = std::iter::from_fn(|| {
@@ -999,7 +997,7 @@ impl Watcher {
                             return Some(Walked::Entry(BatchEntry { bytes: seg.entry_bytes(&e), context }));
                         }
                         Ok(Some(Item::Loss(l))) => return Some(Walked::Loss(l)),
-                        Ok(Some(Item::Section(s))) => last_section = Some(s),
+                        Ok(Some(Item::Section(_))) => {}
                         _ => return None,
                     }
                 }
@@ -1010,7 +1008,7 @@ impl Watcher {
         // the section it stopped in (the bytes below the idx offset do not
         // change): an entry is walked once, however many batches its
         // section is cut into.
-        if let Some(point) = reader.resume_point().or(last_section.map(|s| s.resume_point())) {
+        if let Some(point) = reader.resume_point() {
             self.resume = Some((plan.name, point));
         }
         let summary = reader.summary().clone();

@@ -632,6 +632,9 @@ pub struct SegmentReader<'a> {
     /// The resumed section's marker offset and where in its entries to
     /// start (from a [`ResumePoint`] taken mid-section).
     resume_entry: Option<(usize, u64)>,
+    /// Where to resume once no section is current: at the last section
+    /// met, past its entries if they were read.
+    last_point: Option<ResumePoint>,
 }
 
 impl<'a> SegmentReader<'a> {
@@ -698,18 +701,21 @@ impl<'a> SegmentReader<'a> {
             summary: Summary { end: logical, file_end: file_pos as u64, ..Summary::default() },
             done: false,
             resume_entry,
+            last_point: None,
         })
     }
 
     /// The point to start a later walk of the same bytes just past what
     /// this one has returned: in the current section, at its next entry
     /// (its entries before it are not walked again, so that a walk cut into
-    /// batches reads each entry once however large its sections are).
-    /// `None` before the first section is open or once the walk has moved
-    /// past its last one: resume at a [`Section`]'s point then.
+    /// batches reads each entry once however large its sections are); past
+    /// the current section, the last section met (past its entries when
+    /// they were read). `None` before any section is met.
     pub fn resume_point(&self) -> Option<ResumePoint> {
-        let cur = self.current.as_ref()?;
-        Some(ResumePoint { entry: cur.off as u64, ..cur.section.resume_point() })
+        match &self.current {
+            Some(cur) => Some(ResumePoint { entry: cur.off as u64, ..cur.section.resume_point() }),
+            None => self.last_point,
+        }
     }
 
     /// The offset to start the section at `pos` at: the resume point's,
@@ -800,6 +806,7 @@ impl<'a> SegmentReader<'a> {
                     // `step_entry` resolves `RestLost` itself.
                     Step::Skip | Step::RestLost(_) => continue,
                     Step::SectionDone => {
+                        self.last_point = self.resume_point();
                         self.current = None;
                         continue;
                     }
@@ -809,7 +816,10 @@ impl<'a> SegmentReader<'a> {
                 return Ok(None);
             }
             match self.step_section() {
-                Ok(Some(section)) => return Ok(Some(Event::Section(section))),
+                Ok(Some(section)) => {
+                    self.last_point = Some(section.resume_point());
+                    return Ok(Some(Event::Section(section)));
+                }
                 Ok(None) => continue,
                 Err(tail) => {
                     self.done = true;
