@@ -269,6 +269,26 @@ fn pick(items: &[Walked], entries: bool) -> Vec<Walked> {
     items.iter().filter(|w| matches!(w, Walked::Entry(..)) == entries).cloned().collect()
 }
 
+/// A walk resumed at `point` after `after` returns what the full walk
+/// (`items`, `end`, `tail`) returns after `after`, with the losses of a
+/// walk from the start after it (not those before), and ends where the full
+/// walk ends.
+fn assert_resumes(
+    seg: &Segment,
+    opts: &ReadOptions,
+    point: ResumePoint,
+    after: u64,
+    (items, end, tail): (&[Walked], u64, &str),
+    at: &str,
+) {
+    let want: Vec<&Walked> = items.iter().filter(|w| matches!(w, Walked::Entry(p, _) if *p > after)).collect();
+    let (got, _, got_end, got_tail) = walk_items(seg, &opts.clone().after(after).resume_from(point));
+    let from_start = walk_items(seg, &opts.clone().after(after)).0;
+    assert_eq!(pick(&got, true).iter().collect::<Vec<_>>(), want, "{at}");
+    assert_eq!(pick(&got, false), pick(&from_start, false), "{at}");
+    assert_eq!((got_end, got_tail.as_str()), (end, tail), "{at}");
+}
+
 /// Calls `f` with every readable segment of the corpus and its read
 /// options, then with a copy whose second section has a damaged byte.
 fn each_readable_and_damaged(corpus: &Path, mut f: impl FnMut(&Path, &ReadOptions, &Segment)) {
@@ -306,16 +326,8 @@ fn a_walk_resumed_at_a_section_returns_the_rest_of_the_full_walk() {
         let stride = (sections.len() / 16).max(1);
         for s in sections.iter().step_by(stride) {
             for after in [s.start, s.content_start + 1, s.end - 1] {
-                let want: Vec<&Walked> =
-                    items.iter().filter(|w| matches!(w, Walked::Entry(p, _) if *p > after)).collect();
-                let (got, _, got_end, got_tail) =
-                    walk_items(seg, &opts.clone().after(after).resume_from(s.resume_point()));
-                // Its losses are those of a walk from the start after the same position.
-                let from_start = walk_items(seg, &opts.clone().after(after)).0;
                 let at = format!("{} from {s:?} after {after}", file.display());
-                assert_eq!(pick(&got, true).iter().collect::<Vec<_>>(), want, "{at}");
-                assert_eq!(pick(&got, false), pick(&from_start, false), "{at}");
-                assert_eq!((got_end, &got_tail), (end, &tail), "{}", file.display());
+                assert_resumes(seg, opts, s.resume_point(), after, (&items, end, &tail), &at);
                 resumed += 1;
             }
         }
@@ -362,13 +374,8 @@ fn a_walk_resumed_mid_section_returns_the_rest_of_the_full_walk() {
             let (point, after) = stop_after(seg, opts, stop);
             let Some(point) = point else { continue };
             assert!(point.logical() <= after, "{}: {point:?} {after}", file.display());
-            let want: Vec<&Walked> = items.iter().filter(|w| matches!(w, Walked::Entry(p, _) if *p > after)).collect();
-            let (got, _, got_end, got_tail) = walk_items(seg, &opts.clone().after(after).resume_from(point));
-            let from_start = walk_items(seg, &opts.clone().after(after)).0;
             let at = format!("{} stopped after {stop} items ({after})", file.display());
-            assert_eq!(pick(&got, true).iter().collect::<Vec<_>>(), want, "{at}");
-            assert_eq!(pick(&got, false), pick(&from_start, false), "{at}");
-            assert_eq!((got_end, &got_tail), (end, &tail), "{at}");
+            assert_resumes(seg, opts, point, after, (&items, end, &tail), &at);
             resumed += 1;
         }
     });
