@@ -312,6 +312,17 @@ pub enum LossKind {
         /// Length the payload decodes to.
         found: u64,
     },
+    /// The file ends inside this section (its marker's `next` lies past
+    /// the end of the file, and no later marker is valid): everything from
+    /// the last entry delivered to the section's declared end is lost, and
+    /// the walk ends with [`Tail::Truncated`].
+    #[error("the file ends at {file_len} bytes, inside a section that runs to file offset {next}")]
+    Truncated {
+        /// The section's `next` (a file offset past the end of the file).
+        next: u64,
+        /// The file's length.
+        file_len: u64,
+    },
 }
 
 impl LossKind {
@@ -581,6 +592,19 @@ struct Current {
     content: Content,
     /// Offset of the next entry within the content.
     off: usize,
+    /// The file ends inside this section: once its whole entries are read,
+    /// the rest is one loss and the walk ends.
+    cut: Option<Cut>,
+}
+
+/// A section the file ends inside.
+#[derive(Clone, Copy)]
+struct Cut {
+    /// Its declared logical end (unknown when the file ends before its
+    /// compressed or encrypted header).
+    declared_end: Option<u64>,
+    /// How the walk ends after it.
+    tail: Tail,
 }
 
 /// An entry found, by index, before its bytes are borrowed.
@@ -635,6 +659,8 @@ pub struct SegmentReader<'a> {
     /// Where to resume once no section is current: at the last section
     /// met, past its entries if they were read.
     last_point: Option<ResumePoint>,
+    /// The tail a section the file ends inside left: the walk ends with it.
+    cut_tail: Option<Tail>,
 }
 
 impl<'a> SegmentReader<'a> {
@@ -702,6 +728,7 @@ impl<'a> SegmentReader<'a> {
             done: false,
             resume_entry,
             last_point: None,
+            cut_tail: None,
         })
     }
 
@@ -859,6 +886,8 @@ impl<'a> SegmentReader<'a> {
                 self.summary.resynced += 1;
             }
             LossKind::WrongNext { .. } | LossKind::WrongLength { .. } => self.summary.repaired += 1,
+            // The tail says so; its bytes are counted above.
+            LossKind::Truncated { .. } => {}
             _ => self.summary.bad_entries += 1,
         }
         if self.summary.losses.len() < KEPT_LOSSES {
@@ -872,10 +901,52 @@ impl<'a> SegmentReader<'a> {
 
     /// Reads the next entry of the current section.
     fn step_entry(&mut self) -> Step {
-        match self.step_entry_inner() {
-            Step::RestLost(kind) => self.rest_lost(kind),
-            step => step,
+        let (cut, before) = self.current.as_ref().map_or((None, 0), |c| (c.cut, c.off));
+        match (self.step_entry_inner(), cut) {
+            (Step::RestLost(_) | Step::SectionDone, Some(cut)) => {
+                // Bytes after the last whole entry are the cut one, not padding.
+                if let Some(cur) = self.current.as_mut() {
+                    cur.off = before;
+                }
+                self.cut_short(cut)
+            }
+            (Step::RestLost(kind), None) => self.rest_lost(kind),
+            (step, _) => step,
         }
+    }
+
+    /// The end of a section the file ends inside: what its whole entries
+    /// did not cover, up to its declared end, is one loss, and the walk
+    /// ends truncated.
+    fn cut_short(&mut self, cut: Cut) -> Step {
+        let Some(cur) = self.current.take() else {
+            return Step::SectionDone;
+        };
+        self.last_point = Some(ResumePoint { entry: cur.off as u64, ..cur.section.resume_point() });
+        self.cut_tail = Some(cut.tail);
+        let section = cur.section;
+        let start = section.content_start + cur.off as u64;
+        let end = cut.declared_end.unwrap_or(start).max(start);
+        let Tail::Truncated { next, file_len, .. } = cut.tail else {
+            return Step::SectionDone;
+        };
+        if end == start || self.after.is_some_and(|a| end <= a) {
+            return Step::SectionDone;
+        }
+        let file_offset = match cur.content {
+            Content::Borrowed { start: base, .. } => Some((base + cur.off) as u64),
+            Content::Buffered { .. } => None,
+        };
+        self.lost = Some(Loss {
+            segment_id: self.id,
+            section_file_offset: section.file_offset,
+            file_offset,
+            file_end: Some(file_len),
+            start,
+            end,
+            kind: LossKind::Truncated { next, file_len },
+        });
+        Step::Loss
     }
 
     /// Everything from the current offset to the end of the section is
@@ -1044,6 +1115,9 @@ impl<'a> SegmentReader<'a> {
     /// when a corrupt marker was skipped instead); `Err` is how the segment
     /// ends.
     fn step_section(&mut self) -> Result<Option<Section>, Tail> {
+        if let Some(tail) = self.cut_tail.take() {
+            return Err(tail);
+        }
         let pos = self.file_pos;
         if self.limit.is_some_and(|l| self.logical >= l) {
             return Err(Tail::Limit { logical: self.logical });
@@ -1127,6 +1201,15 @@ impl<'a> SegmentReader<'a> {
         } else {
             match plain_end(data, self.id, content, next, bound) {
                 Some(end) => end,
+                None if self.ends_inside(pos, next, content) => {
+                    let declared = (next - content) as u64;
+                    return Ok(self.enter_cut(
+                        pos,
+                        next,
+                        Some(declared),
+                        Content::Borrowed { start: content, end: file_len },
+                    ));
+                }
                 None => return Err(self.unplaceable(pos, next)),
             }
         };
@@ -1144,7 +1227,8 @@ impl<'a> SegmentReader<'a> {
         }
         if self.after.is_none_or(|a| section.end > a) {
             let off = self.start_offset(pos, end - content);
-            self.current = Some(Current { section, content: Content::Borrowed { start: content, end }, off });
+            self.current =
+                Some(Current { section, content: Content::Borrowed { start: content, end }, off, cut: None });
         }
         Ok(section)
     }
@@ -1159,6 +1243,9 @@ impl<'a> SegmentReader<'a> {
         let data = self.data;
         let file_len = data.len();
         let header = pos + SYNC_MARKER_SIZE + 4;
+        if self.ends_inside(pos, next, header.min(file_len)) {
+            return self.open_cut_coded(pos, next, header);
+        }
         if header > file_len {
             return Err(self.unplaceable(pos, next));
         }
@@ -1266,7 +1353,7 @@ impl<'a> SegmentReader<'a> {
                         Content::Buffered { len } => len,
                     };
                     let off = self.start_offset(pos, len);
-                    self.current = Some(Current { section, content, off });
+                    self.current = Some(Current { section, content, off, cut: None });
                 }
             }
             // The marker chain is intact: the next section can still be read.
@@ -1281,6 +1368,62 @@ impl<'a> SegmentReader<'a> {
             }),
         }
         Ok(section)
+    }
+
+    /// Whether the file ends inside the section whose marker is at `pos`:
+    /// its `next` lies past the end of the file, no valid marker follows
+    /// from `from` on (which would make `next` a damaged field instead),
+    /// and no read limit stops the walk before the section.
+    fn ends_inside(&self, pos: usize, next: usize, from: usize) -> bool {
+        let file_len = self.data.len();
+        next > file_len
+            && self.limit.is_none_or(|l| next as u64 <= l || !matches!(self.cipher, Cipher::Plain))
+            && find_marker(self.data, self.id, from.max(pos + 1), file_len).is_none()
+    }
+
+    /// A compressed or encrypted section the file ends inside: the part of
+    /// its payload that is there is decoded as far as it goes (whole
+    /// encrypted chunks, a Zstd or Deflate stream's prefix; an LZ4 or
+    /// Snappy block decodes whole or not at all), its whole entries are
+    /// read, and the rest up to its declared length is one loss.
+    fn open_cut_coded(&mut self, pos: usize, next: usize, header: usize) -> Result<Section, Tail> {
+        let file_len = self.data.len();
+        let declared = self
+            .data
+            .get(pos + SYNC_MARKER_SIZE..header)
+            .map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")) as u64);
+        let declared_end = declared.map(|d| self.logical + SYNC_MARKER_SIZE as u64 + d);
+        if let (Some(l), Some(end)) = (self.limit, declared_end)
+            && end > l
+        {
+            // Not durable yet: nothing to judge.
+            return Err(Tail::Limit { logical: self.logical });
+        }
+        let opened = match declared {
+            Some(d) if d <= self.max_section_len as u64 => Some(self.open_payload(header, file_len, d)),
+            _ => None,
+        };
+        let content = match opened {
+            Some(Opened { len, result: Ok(content) }) if declared.is_some_and(|d| len <= d) => content,
+            _ => Content::Buffered { len: 0 },
+        };
+        Ok(self.enter_cut(pos, next, declared, content))
+    }
+
+    /// Makes current a section the file ends inside, whose declared content
+    /// length is `declared` (when known) and whose readable part is `content`.
+    fn enter_cut(&mut self, pos: usize, next: usize, declared: Option<u64>, content: Content) -> Section {
+        let file_len = self.data.len();
+        let section = self.enter(pos, file_len, declared.unwrap_or(0));
+        let tail = Tail::Truncated { file_offset: pos as u64, next: next as u64, file_len: file_len as u64 };
+        let cut = Cut { declared_end: declared.map(|_| section.end), tail };
+        let len = match content {
+            Content::Borrowed { start, end } => end - start,
+            Content::Buffered { len } => len,
+        };
+        let off = self.start_offset(pos, len);
+        self.current = Some(Current { section, content, off, cut: Some(cut) });
+        section
     }
 
     /// The length a payload's own framing states (the encrypted blocks'
