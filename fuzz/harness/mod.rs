@@ -346,20 +346,30 @@ struct ModelSeg {
     /// showing said completed: durable data stays durable.
     observed: (u64, bool),
     /// Whether the log was there at the last observation (the tracker
-    /// decides on what it was shown; Cassandra never reuses an id).
+    /// decides on what it was shown).
     seen_log: bool,
+    /// It appeared at or behind the last position consumed (a replay links
+    /// a finished segment again): never read, cleaned up once acknowledged.
+    behind: bool,
 }
 
 /// Target `dir_events`: a sequence of directory changes (segments and idx
-/// files created, advanced, deleted), reads, acknowledgements and cleanups
-/// driven through the watcher's [`Tracker`], checking what must hold: reads
-/// in segment order, never past the durable offset, and cleanup only of
-/// finished, undamaged, acknowledged segments (or orphaned idx files
-/// behind the acknowledgement).
+/// files created, advanced, deleted), reads, acknowledgements, cleanups and
+/// the passing of time, driven through the watcher's [`Tracker`], checking
+/// what must hold: reads in segment order, never past the durable offset of
+/// a segment that is neither completed nor behind a newer idx, and cleanup
+/// only of finished, undamaged, acknowledged segments (or orphaned idx
+/// files behind the acknowledgement).
 pub fn dir_events(data: &[u8]) {
     let mut model: std::collections::BTreeMap<i64, ModelSeg> = Default::default();
-    let mut t = Tracker::new(None);
+    let grace = std::time::Duration::from_secs(4);
+    let mut t = Tracker::new(None).abandoned_after(Some(grace));
+    let mut now = std::time::Instant::now();
+    // The newest segment with an idx at the last observation.
+    let mut newest_idx: Option<i64> = None;
     let mut acked: Option<Position> = None;
+    // The last position consumed, and whether its segment was finished.
+    let mut floor: Option<(Position, bool)> = None;
     let mut bytes = data.iter().copied();
     let name = |id: i64| SegmentName { version: 7, id };
     while let Some(op) = bytes.next() {
@@ -394,7 +404,11 @@ pub fn dir_events(data: &[u8]) {
                         }),
                     })
                     .collect();
-                for s in model.values_mut() {
+                newest_idx = model.iter().filter(|(_, s)| s.idx.is_some()).map(|(&id, _)| id).max();
+                for (&id, s) in model.iter_mut() {
+                    if s.log && !s.seen_log {
+                        s.behind = floor.is_some_and(|(p, fin)| id < p.segment_id || (id == p.segment_id && fin));
+                    }
                     s.seen_log = s.log;
                     if !s.log {
                         // A segment whose log is gone is forgotten by the
@@ -405,27 +419,43 @@ pub fn dir_events(data: &[u8]) {
                         s.observed = (s.observed.0.max(offset), s.observed.1 || completed);
                     }
                 }
-                t.observe(&listing);
+                // Time passes between listings: a tenth of the grace, or all of it.
+                now += if arg & 0x80 != 0 { grace } else { grace / 10 };
+                t.observe(&listing, now);
             }
             5 => {
                 let Some(plan) = t.next_read() else { continue };
                 let s = model.get(&plan.name.id).copied().unwrap_or_default();
                 let (durable, completed) = s.observed;
-                assert!(plan.limit <= durable, "never past the durable offset");
-                assert!(plan.after <= plan.limit);
-                assert!(!plan.completed || completed);
-                let consumed = plan.after + (plan.limit - plan.after) * (arg as u64 % 3) / 2;
+                let behind_newer = newest_idx.is_some_and(|n| n > plan.name.id);
+                match plan.limit {
+                    Some(limit) => {
+                        assert!(limit <= durable, "never past the durable offset");
+                        assert!(plan.after <= limit);
+                    }
+                    None => assert!(completed || behind_newer, "read to the end: completed, or abandoned"),
+                }
+                assert!(!plan.finishes || completed || plan.abandoned.is_some());
+                let end = plan.limit.unwrap_or(plan.after + 40 * (arg as u64 & 3));
+                let consumed = plan.after + end.saturating_sub(plan.after) * (arg as u64 % 3) / 2;
                 let result = ReadResult {
                     consumed,
-                    at_end: consumed == plan.limit || arg & 8 != 0,
+                    at_end: consumed == end || arg & 8 != 0,
                     broken_at: (arg & 0x30 == 0x30).then_some(consumed),
                     damaged: arg & 0x40 != 0,
+                    end,
+                    file_len: 4096,
                 };
-                t.read_done(&plan, result);
+                let _ = t.read_done(&plan, result);
                 let m = model.entry(plan.name.id).or_default();
+                assert!(!m.behind, "a segment behind the consumed position is read again");
                 m.consumed = m.consumed.max(consumed);
                 m.damaged |= result.damaged || result.broken_at.is_some();
-                m.finished |= plan.completed && result.at_end && result.broken_at.is_none();
+                m.finished |= plan.finishes && result.at_end && result.broken_at.is_none();
+                let p = (Position { segment_id: plan.name.id, offset: m.consumed }, m.finished);
+                if floor.is_none_or(|(f, _)| p.0 >= f) {
+                    floor = Some(p);
+                }
             }
             6 => {
                 let p = Position { segment_id: id, offset: arg as u64 * 64 };
@@ -439,7 +469,12 @@ pub fn dir_events(data: &[u8]) {
                     let orphan = !s.seen_log && acked.is_some_and(|a| n.id < a.segment_id);
                     let finished =
                         s.finished && !s.damaged && acked_to(Position { segment_id: n.id, offset: s.consumed });
-                    assert!(orphan || finished, "cleanup of segment {} that is not finished and acknowledged", n.id);
+                    let behind = s.behind && acked.is_some_and(|a| a.segment_id >= n.id);
+                    assert!(
+                        orphan || finished || behind,
+                        "cleanup of segment {} that is not finished and acknowledged",
+                        n.id
+                    );
                     model.remove(&n.id);
                     t.cleaned(n.id);
                 }

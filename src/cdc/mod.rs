@@ -7,7 +7,8 @@
 //!   [`Checkpoint`]; reports what vanished ([`Event::Lost`]) or is damaged;
 //!   calls a [`CleanupHook`] only for finished, acknowledged segments.
 //! - [`CheckpointFile`]: a checkpoint saved durably (temp file, fsync, rename).
-//! - [`Tracker`]: the watcher's decisions without I/O.
+//! - [`Tracker`]: the watcher's decisions without I/O, where the lifecycle
+//!   rules are (completed, abandoned and replay-rewritten segments).
 //! - [`CatchUp`]: a backlog of segments decoded on several threads, handed
 //!   over in exact log order with bounded memory.
 
@@ -22,5 +23,8 @@ pub use catch_up::{CatchUp, CatchUpError, Job, SchemaSource, Step};
 pub use checkpoint::{Checkpoint, CheckpointError, CheckpointFile, Position, SchemaState};
 pub use cleanup::{ArchiveTo, CleanupHook, DeleteFiles, SegmentFiles};
 pub use idx::{CdcIndex, IdxError, IdxState, MAX_IDX_LEN, parse_cdc_index, read_cdc_index};
-pub use tracker::{Metrics, Note, Observed, Plan, ReadResult, Tracker};
-pub use watcher::{Batch, BatchEntry, CdcError, Damage, Event, WatchOptions, Watcher};
+pub use tracker::{
+    DEFAULT_ABANDONED_AFTER, HeldBack, Metrics, MismatchCause, Note, Observed, Plan, ReadResult, Tracker,
+    snapshot_limit,
+};
+pub use watcher::{Batch, BatchEntry, CdcError, Clock, Damage, Event, WatchOptions, Watcher};

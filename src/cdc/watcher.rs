@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::checkpoint::{Checkpoint, Position, SchemaState};
 use super::cleanup::{CleanupHook, SegmentFiles};
 use super::idx::{IdxError, IdxState, read_cdc_index};
-use super::tracker::{Metrics, Note, Observed, Plan, ReadResult, Tracker};
+use super::tracker::{DEFAULT_ABANDONED_AFTER, Metrics, MismatchCause, Note, Observed, Plan, ReadResult, Tracker};
 use crate::location::Location;
 use bytes::Bytes;
 
@@ -262,6 +262,35 @@ pub enum Event {
     },
     /// An idx file that is not Cassandra's format: ignored until it is.
     IdxMalformed(IdxError),
+    /// A completed segment, read to its end as Cassandra's replay reads it,
+    /// ends elsewhere than its `COMPLETED` idx says: after a crash, the
+    /// replay rewrites the idx with the file's physical length. Nothing is
+    /// lost or moved by it: the end read is the one that counts.
+    IdxMismatch {
+        /// The segment.
+        segment_id: i64,
+        /// The offset the idx states.
+        idx_offset: u64,
+        /// The logical end of the segment's data.
+        end: u64,
+        /// The file's length when read.
+        file_len: u64,
+        /// A replay's physical length, or something else.
+        cause: MismatchCause,
+    },
+    /// A segment a crash left unfinished (its idx without `COMPLETED`
+    /// behind a newer segment's idx, unchanged for the grace period of
+    /// [`WatchOptions::abandoned_after`]) was read to its end and is
+    /// finished; its batches, the last one with `completed`, came before.
+    Abandoned {
+        /// The segment.
+        segment_id: i64,
+        /// The offset its idx states.
+        idx_offset: u64,
+        /// The logical end of its data: entries between `idx_offset` and
+        /// here were made durable by a sync whose idx write the crash cut.
+        read_to: u64,
+    },
     /// A finished, acknowledged segment was cleaned up.
     Cleaned {
         /// The segment.
@@ -285,6 +314,14 @@ pub enum Damage {
     Tail(Tail),
     /// The file cannot be read as a segment (bad header, missing key...).
     Unreadable(segment::Error),
+    /// The segment's data ends, cleanly, before an offset its idx once
+    /// said was durable.
+    EndBeforeDurable {
+        /// Where the data ends.
+        end: u64,
+        /// The durable offset an idx stated.
+        durable: u64,
+    },
 }
 
 /// An error that stops a call (the caller may call again).
@@ -333,6 +370,35 @@ pub struct WatchOptions {
     read_ahead: bool,
     read_ahead_bytes: usize,
     cleanup: Option<Box<dyn CleanupHook>>,
+    abandoned_after: Option<Duration>,
+    clock: Clock,
+}
+
+/// The watcher's time source: `Instant::now` unless a test gives its own.
+#[derive(Clone)]
+pub struct Clock(Option<Arc<dyn Fn() -> Instant + Send + Sync>>);
+
+impl Clock {
+    /// The system's monotonic clock.
+    pub fn system() -> Clock {
+        Clock(None)
+    }
+
+    /// A clock read from `now` (a simulation's manual clock).
+    pub fn manual(now: impl Fn() -> Instant + Send + Sync + 'static) -> Clock {
+        Clock(Some(Arc::new(now)))
+    }
+
+    /// The time now.
+    pub fn now(&self) -> Instant {
+        self.0.as_ref().map_or_else(Instant::now, |f| f())
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Clock::manual" } else { "Clock::system" })
+    }
 }
 
 impl WatchOptions {
@@ -382,6 +448,8 @@ impl WatchOptions {
             read_ahead: true,
             read_ahead_bytes: DEFAULT_READ_AHEAD_BYTES,
             cleanup: None,
+            abandoned_after: Some(DEFAULT_ABANDONED_AFTER),
+            clock: Clock::system(),
         }
     }
 
@@ -400,7 +468,9 @@ impl WatchOptions {
     }
 
     /// How often to look at the directory when no file event arrives
-    /// (with `notify`, a safety net; without it, the polling interval).
+    /// (default 100 ms). With `notify` this is a safety net against lost
+    /// events, and no more often than once a second; without it, the
+    /// polling interval.
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = interval;
         self
@@ -461,6 +531,29 @@ impl WatchOptions {
     /// Call this hook for finished, acknowledged segments.
     pub fn cleanup(mut self, hook: impl CleanupHook + 'static) -> Self {
         self.cleanup = Some(Box::new(hook));
+        self
+    }
+
+    /// The grace period of the abandonment rule (default
+    /// [`DEFAULT_ABANDONED_AFTER`], 10 s): a segment whose idx lacks
+    /// `COMPLETED` while a newer segment has an idx, unchanged that long, is
+    /// one a crash left behind and no replay finished; it is read to its
+    /// end (past its idx offset: the sync that made those entries durable
+    /// ran, the idx write after it did not), then treated as finished, with
+    /// an [`Event::Abandoned`]. While the grace runs, [`Watcher::metrics`]
+    /// shows it in `held_back`, and the segments after it wait. `None`
+    /// turns the rule off: such a segment then holds the stream back until
+    /// its idx says `COMPLETED`, which may be never. The newest segment
+    /// with an idx is never read past its offset.
+    pub fn abandoned_after(mut self, grace: Option<Duration>) -> Self {
+        self.abandoned_after = grace;
+        self
+    }
+
+    /// The time source of the abandonment rule's grace period (a
+    /// simulation drives it by hand; the default is the system's).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
         self
     }
 }
@@ -525,6 +618,10 @@ pub struct Watcher {
     /// sections nor steps over the section's earlier entries again.
     resume: Option<(SegmentName, ResumePoint)>,
 }
+
+/// With file-system events, how often the directory is listed unprompted
+/// at the least (a safety net: idle, each listing reads every idx twice).
+const SAFETY_NET_INTERVAL: Duration = Duration::from_secs(1);
 
 /// `Batch::fold_parallel` cuts a batch into about this many runs a thread.
 const RUNS_PER_THREAD: usize = 8;
@@ -624,7 +721,7 @@ enum Walked {
 struct WalkedSegment {
     name: SegmentName,
     len: u64,
-    limit: u64,
+    limit: Option<u64>,
     after: u64,
     version: i32,
     items: std::vec::IntoIter<Walked>,
@@ -632,6 +729,16 @@ struct WalkedSegment {
     /// The walk stopped at the copy cap: where to resume (just past its
     /// last entry, in that entry's section).
     partial: Option<ResumePoint>,
+}
+
+/// The options to read a plan with: tolerant, after its position, up to its
+/// limit if it has one.
+fn plan_options(read: &ReadOptions, plan: &Plan) -> ReadOptions {
+    let opts = read.clone().strict(false).after(plan.after);
+    match plan.limit {
+        Some(limit) => opts.limit(limit),
+        None => opts,
+    }
 }
 
 /// Reads a finished segment whole; `None` when it cannot be opened or read
@@ -647,7 +754,7 @@ fn walk_finished(
 ) -> Option<WalkedSegment> {
     let len = std::fs::metadata(path).ok()?.len();
     let seg = Segment::open(path).ok()?;
-    let mut opts = read.clone().strict(false).limit(plan.limit).after(plan.after);
+    let mut opts = plan_options(read, &plan);
     if let Some(point) = resume {
         opts = opts.resume_from(point);
     }
@@ -723,6 +830,14 @@ struct Wakeups {
     watcher: Option<(notify::RecommendedWatcher, std::sync::mpsc::Receiver<()>)>,
 }
 
+/// Whether a file-system event only says a file was opened, read or closed
+/// unwritten.
+#[cfg(feature = "watch")]
+fn is_a_read(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode};
+    matches!(kind, notify::EventKind::Access(a) if *a != AccessKind::Close(AccessMode::Write))
+}
+
 impl Wakeups {
     fn new(dir: &Path, on: bool) -> Wakeups {
         #[cfg(feature = "watch")]
@@ -731,7 +846,16 @@ impl Wakeups {
             let watcher = on.then(|| {
                 // One pending wake-up is enough: events coalesce, memory stays bounded.
                 let (tx, rx) = std::sync::mpsc::sync_channel(1);
-                let mut w = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+                let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+                    // Opening, reading and closing a file unwritten change
+                    // nothing; they are mostly the watcher's own reads of
+                    // the idx files, which would wake it again at once (a
+                    // core spent spinning on a quiet node).
+                    if let Ok(e) = &res
+                        && is_a_read(&e.kind)
+                    {
+                        return;
+                    }
                     let _ = tx.try_send(());
                 })
                 .ok()?;
@@ -782,7 +906,7 @@ impl Watcher {
         }
         let wakeups = Wakeups::new(&opts.dir, opts.use_notify);
         Ok(Watcher {
-            tracker: Tracker::new(opts.start.as_ref()),
+            tracker: Tracker::new(opts.start.as_ref()).abandoned_after(opts.abandoned_after),
             pending: VecDeque::new(),
             retry: Default::default(),
             last_progress: Instant::now(),
@@ -848,15 +972,30 @@ impl Watcher {
             {
                 continue;
             }
+            // With file-system events, looking again unprompted is only a
+            // safety net (events lost to an overflowing queue), at most once
+            // a second; a segment in the abandonment rule's grace is looked
+            // at again once the grace has run.
+            let mut wait = match self.wakeups.active() {
+                true => self.opts.poll_interval.max(SAFETY_NET_INTERVAL),
+                false => self.opts.poll_interval,
+            };
+            if let Some(deadline) = self.tracker.next_deadline() {
+                wait = wait.min(deadline.saturating_duration_since(self.opts.clock.now()));
+            }
+            // A failed cleanup is tried again when its pause ends (the
+            // pauses kept are those of segments still waiting: see clean_up).
+            if let Some(retry) = self.retry.values().map(|(_, at)| *at).min() {
+                wait = wait.min(retry.saturating_duration_since(Instant::now()));
+            }
             if let Some(idle) = self.opts.idle_timeout {
                 let waited = self.last_progress.elapsed();
                 if waited >= idle {
                     return Ok(None);
                 }
-                self.wakeups.wait(self.opts.poll_interval.min(idle - waited));
-            } else {
-                self.wakeups.wait(self.opts.poll_interval);
+                wait = wait.min(idle - waited);
             }
+            self.wakeups.wait(wait);
         }
     }
 
@@ -930,18 +1069,33 @@ impl Watcher {
             };
             listing.push(Observed { name, log: true, idx });
         }
-        for note in self.tracker.observe(&listing) {
+        let notes = self.tracker.observe(&listing, self.opts.clock.now());
+        self.report(notes);
+        Ok(())
+    }
+
+    /// Queues the events for what the tracker noticed.
+    fn report(&mut self, notes: Vec<Note>) {
+        for note in notes {
             self.pending.push_back(match note {
                 Note::Lost { segment_id, from, to } => Event::Lost { segment_id, from, to },
                 Note::Backwards { segment_id, previous, found } => Event::IdxBackwards { segment_id, previous, found },
+                Note::IdxMismatch { segment_id, idx_offset, end, file_len, cause } => {
+                    Event::IdxMismatch { segment_id, idx_offset, end, file_len, cause }
+                }
+                Note::Abandoned { segment_id, idx_offset, read_to } => {
+                    Event::Abandoned { segment_id, idx_offset, read_to }
+                }
+                Note::EndBeforeDurable { segment_id, end, durable } => {
+                    Event::Damaged { segment_id, position: end, detail: Damage::EndBeforeDurable { end, durable } }
+                }
             });
         }
-        Ok(())
     }
 
     /// Reads one plan; `None` when it gave nothing to report.
     fn read(&mut self, plan: Plan) -> Result<Option<Batch>, CdcError> {
-        if plan.completed
+        if plan.finishes
             && self.opts.read_ahead
             && let Some(walked) = self.walked_for(&plan)
         {
@@ -974,7 +1128,7 @@ impl Watcher {
                 return Ok(None);
             }
         };
-        let mut opts = self.opts.read.clone().strict(false).limit(plan.limit).after(plan.after);
+        let mut opts = plan_options(&self.opts.read, &plan);
         if let Some(point) = self.resume_point(&plan) {
             opts = opts.resume_from(point);
         }
@@ -1014,7 +1168,7 @@ impl Watcher {
         let summary = reader.summary().clone();
         self.buffers = reader.into_buffers();
         self.open = Some((plan.name, len, seg));
-        Ok(self.finish(plan, &summary, collected, schema))
+        Ok(self.finish(plan, &summary, collected, schema, len))
     }
 
     /// The finished segment of `plan`, read whole: kept from the last
@@ -1113,7 +1267,7 @@ impl Watcher {
             self.resume = Some((plan.name, point));
         }
         let summary = std::mem::take(&mut walked.summary);
-        let batch = self.finish(plan, &summary, collected, schema);
+        let batch = self.finish(plan, &summary, collected, schema, walked.len);
         if keep {
             walked.summary = summary;
             self.walked = Some(walked);
@@ -1183,15 +1337,36 @@ impl Watcher {
     }
 
     /// Records what a read found and makes its batch.
-    fn finish(&mut self, plan: Plan, summary: &Summary, c: Collected, schema: Arc<Schema>) -> Option<Batch> {
+    ///
+    /// Damage counts where the segment's data was durable: everywhere in a
+    /// completed or live one, below its idx offset in an abandoned one
+    /// (past it, a torn last section is what the crash left: its losses
+    /// are reported in the batch, and the segment still finishes).
+    fn finish(
+        &mut self,
+        plan: Plan,
+        summary: &Summary,
+        c: Collected,
+        schema: Arc<Schema>,
+        file_len: u64,
+    ) -> Option<Batch> {
         let Collected { entries, losses, mut consumed, cut_short, schema_events } = c;
+        let durable_to = plan.abandoned.unwrap_or(u64::MAX);
         let mut broken_at = None;
         if !cut_short {
-            consumed = consumed.max(summary.end.min(plan.limit));
+            consumed = consumed.max(plan.limit.map_or(summary.end, |l| summary.end.min(l)));
             if let Some(tail) = summary.tail
                 && tail.class() != TailClass::Clean
             {
-                broken_at = Some(summary.end);
+                // A cut section that starts at or past the idx offset ends
+                // past it; a damaged marker at or past it is at its position.
+                let in_durable = match tail {
+                    Tail::Truncated { .. } => summary.end <= durable_to,
+                    _ => summary.end < durable_to,
+                };
+                if in_durable {
+                    broken_at = Some(summary.end);
+                }
                 self.pending.push_back(Event::Damaged {
                     segment_id: plan.name.id,
                     position: summary.end,
@@ -1199,10 +1374,12 @@ impl Watcher {
                 });
             }
         }
-        let damaged = !losses.is_empty();
+        let damaged = losses.iter().any(|l| l.start < durable_to);
         let at_end = !cut_short;
-        self.tracker.read_done(&plan, ReadResult { consumed, at_end, broken_at, damaged });
-        let completed = plan.completed && at_end && broken_at.is_none();
+        let result = ReadResult { consumed, at_end, broken_at, damaged, end: summary.end, file_len };
+        let notes = self.tracker.read_done(&plan, result);
+        self.report(notes);
+        let completed = plan.finishes && at_end && broken_at.is_none();
         let from = Position { segment_id: plan.name.id, offset: plan.after };
         let to = Position { segment_id: plan.name.id, offset: consumed };
         if entries.is_empty() && losses.is_empty() && !completed {
@@ -1236,8 +1413,16 @@ impl Watcher {
     /// A segment that cannot be read (bad header, missing key...): reported,
     /// not read further, its files kept.
     fn unreadable(&mut self, plan: &Plan, e: segment::Error) {
-        let result = ReadResult { consumed: plan.after, at_end: true, broken_at: Some(plan.after), damaged: true };
-        self.tracker.read_done(plan, result);
+        let result = ReadResult {
+            consumed: plan.after,
+            at_end: true,
+            broken_at: Some(plan.after),
+            damaged: true,
+            end: plan.after,
+            file_len: 0,
+        };
+        let notes = self.tracker.read_done(plan, result);
+        self.report(notes);
         self.pending.push_back(Event::Damaged {
             segment_id: plan.name.id,
             position: plan.after,
@@ -1248,7 +1433,10 @@ impl Watcher {
     /// Runs the cleanup hook for every segment that may be cleaned up now.
     fn clean_up(&mut self) {
         let Some(hook) = self.opts.cleanup.as_mut() else { return };
-        for name in self.tracker.cleanup_candidates() {
+        let candidates = self.tracker.cleanup_candidates();
+        // Pauses of segments no longer waiting (gone meanwhile) are dropped.
+        self.retry.retain(|id, _| candidates.iter().any(|n| n.id == *id));
+        for name in candidates {
             if !retry_due(&self.retry, name.id) {
                 continue;
             }

@@ -145,6 +145,11 @@ impl CassandraWriter {
                     file.write_at(&[0u8; 8], s.file_end as u64).unwrap();
                 }
                 file.write_at(&src[s.file_offset..s.file_offset + 8], s.file_offset as u64).unwrap();
+                if !plain && decoy.len() > s.file_end - s.file_offset {
+                    // Cassandra appends compressed and encrypted sections:
+                    // nothing lies past the last one written.
+                    file.set_len(s.file_end as u64).unwrap();
+                }
                 file.sync_data().unwrap();
                 write_idx(&idx_path, &s.logical_end.to_string());
                 std::thread::sleep(self.pace);
