@@ -24,8 +24,13 @@
 //! cores), the output in exactly the order one thread gives.
 //!
 //! PATH is a segment or a directory of segments. With `--cdc` a directory is
-//! a `cdc_raw`: each segment is read only up to its `_cdc.idx` offset, and
-//! segments without one are skipped. Damage found in the segments (lost
+//! a `cdc_raw`, read as a snapshot by the watcher's rules
+//! (`cdc::snapshot_limit`): segments without an idx are skipped; a segment
+//! whose idx says `COMPLETED` is read to its end, whatever offset it states
+//! (a replay after a crash writes the file's physical length); one without
+//! `COMPLETED` behind a newer segment's idx (abandoned by a crash) is read
+//! to its end too; the newest one without `COMPLETED` only up to its idx
+//! offset. Damage found in the segments (lost
 //! entries, torn tails) is reported on stderr. Exit status 0 when every
 //! segment was read, 1 when one could not be, 2 on bad arguments.
 
@@ -37,7 +42,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use cassandra_commitlog::cdc::{CatchUp, IdxState, Job, SchemaSource, Step, read_cdc_index};
+use cassandra_commitlog::cdc::{CatchUp, IdxState, Job, SchemaSource, Step, read_cdc_index, snapshot_limit};
 use cassandra_commitlog::mutation::ChangeWriter;
 use cassandra_commitlog::mutation::debezium::Envelope;
 use cassandra_commitlog::schema::{Schema, SchemaEvent};
@@ -131,21 +136,35 @@ fn main() -> ExitCode {
     files.sort_by_key(|(id, _)| *id);
     let mut failed = false;
     let mut jobs = Vec::new();
-    for (_, file) in files {
+    // With --cdc: each file's idx, read once.
+    let idx_of = |file: &PathBuf| {
+        let name = SegmentName::from_path(file).expect("listed by name");
+        read_cdc_index(&file.with_file_name(name.cdc_index_file_name()))
+    };
+    let idxs: Vec<_> = files.iter().map(|(_, f)| if cdc { Some(idx_of(f)) } else { None }).collect();
+    for (i, ((id, file), idx)) in files.iter().zip(&idxs).enumerate() {
         let mut file_opts = opts.clone();
-        if cdc {
-            let name = SegmentName::from_path(&file).expect("listed by name");
-            match read_cdc_index(&file.with_file_name(name.cdc_index_file_name())) {
-                Ok(IdxState::Ready(idx)) => file_opts = file_opts.limit(idx.offset),
-                Ok(IdxState::Missing | IdxState::NotReady) => continue,
-                Err(e) => {
-                    eprintln!("dump: {e}");
-                    failed = true;
-                    continue;
+        match idx {
+            None => {}
+            Some(Ok(IdxState::Ready(idx))) => {
+                // A newer segment of the same directory has an idx.
+                let newer_idx = files.iter().zip(&idxs).skip(i + 1).any(|((newer, f), x)| {
+                    newer > id
+                        && f.parent() == file.parent()
+                        && matches!(x, Some(Ok(IdxState::Ready(_) | IdxState::NotReady)))
+                });
+                if let Some(limit) = snapshot_limit(idx, newer_idx) {
+                    file_opts = file_opts.limit(limit);
                 }
             }
+            Some(Ok(IdxState::Missing | IdxState::NotReady)) => continue,
+            Some(Err(e)) => {
+                eprintln!("dump: {e}");
+                failed = true;
+                continue;
+            }
         }
-        jobs.push(Job::new(file, file_opts));
+        jobs.push(Job::new(file.clone(), file_opts));
     }
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());

@@ -86,6 +86,7 @@ fn examine(path: &Path, opts: &ReadOptions) -> Value {
     out["segment_id"] = json!(d.id);
     out["compression"] = json!(d.compression().map(|c| c.name()));
     out["encrypted"] = json!(d.encryption().is_some());
+    out["file_len"] = json!(segment.data().len());
     let summary = match segment.walk(opts) {
         Ok(s) => s,
         Err(e) => {

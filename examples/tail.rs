@@ -4,8 +4,13 @@
 //! ```text
 //! cargo run --release --example tail -- [--schema FILE.cql] [--schema-from-log] --checkpoint FILE \
 //!     [--cleanup delete|archive:DIR] [--idle-exit SECS] [--key ALIAS=HEX]... \
-//!     [--max-batch N] [--poll-ms MS] [--no-notify] [--no-read-ahead] CDC_RAW_DIR
+//!     [--max-batch N] [--poll-ms MS] [--no-notify] [--no-read-ahead] [--abandoned-after SECS|off] CDC_RAW_DIR
 //! ```
+//!
+//! `--abandoned-after` sets the grace period of the abandonment rule
+//! (default 10 s; `off` turns it off): a segment a crash left without
+//! `COMPLETED` behind a newer segment's idx is read to its end once its idx
+//! has not changed for that long, and reported as `{"event": "abandoned"}`.
 //!
 //! With `--schema-from-log` the schema comes from the log (`--schema` is
 //! then a starting point): schema changes and truncations are printed as
@@ -41,7 +46,7 @@ fn usage() -> ExitCode {
     eprintln!(
         "usage: tail [--schema FILE.cql] [--schema-from-log] --checkpoint FILE [--cleanup delete|archive:DIR] \
          [--idle-exit SECS] [--key ALIAS=HEX]... [--max-batch N] [--poll-ms MS] [--no-notify] [--no-read-ahead] \
-         [--pause-after-ddl MS] [--threads N] CDC_RAW_DIR"
+         [--pause-after-ddl MS] [--threads N] [--abandoned-after SECS|off] CDC_RAW_DIR"
     );
     ExitCode::from(2)
 }
@@ -60,6 +65,7 @@ fn main() -> ExitCode {
     let mut read_ahead = true;
     let mut pause_after_ddl = Duration::ZERO;
     let mut threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut abandoned_after = Some(cassandra_commitlog::cdc::DEFAULT_ABANDONED_AFTER);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next();
@@ -96,6 +102,14 @@ fn main() -> ExitCode {
                 Some(n) => threads = n,
                 None => return usage(),
             },
+            "--abandoned-after" => match value().as_deref() {
+                Some("off") => abandoned_after = None,
+                Some(v) => match v.parse::<f64>().ok().filter(|s| *s >= 0.0 && s.is_finite()) {
+                    Some(s) => abandoned_after = Some(Duration::from_secs_f64(s)),
+                    None => return usage(),
+                },
+                None => return usage(),
+            },
             "--pause-after-ddl" => match value().and_then(|v| v.parse().ok()) {
                 Some(ms) => pause_after_ddl = Duration::from_millis(ms),
                 None => return usage(),
@@ -108,7 +122,7 @@ fn main() -> ExitCode {
     if schema.is_none() && !from_log {
         return usage();
     }
-    let knobs = Knobs { max_batch, poll_ms, notify, read_ahead, pause_after_ddl, threads };
+    let knobs = Knobs { max_batch, poll_ms, notify, read_ahead, pause_after_ddl, threads, abandoned_after };
     match run(schema, from_log, checkpoint, dir, idle, cleanup, read, knobs) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -127,6 +141,8 @@ struct Knobs {
     pause_after_ddl: Duration,
     /// Threads to decode a full batch on (a backlog).
     threads: usize,
+    /// The abandonment rule's grace period.
+    abandoned_after: Option<Duration>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -140,7 +156,7 @@ fn run(
     read: ReadOptions,
     knobs: Knobs,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let Knobs { max_batch, poll_ms, notify, read_ahead, pause_after_ddl, threads } = knobs;
+    let Knobs { max_batch, poll_ms, notify, read_ahead, pause_after_ddl, threads, abandoned_after } = knobs;
     let schema = match schema_path {
         Some(path) => {
             let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -161,7 +177,8 @@ fn run(
         .max_batch(max_batch)
         .poll_interval(Duration::from_millis(poll_ms))
         .use_notify(notify)
-        .read_ahead(read_ahead);
+        .read_ahead(read_ahead)
+        .abandoned_after(abandoned_after);
     opts = match cleanup {
         Cleanup::None => opts,
         Cleanup::Delete => opts.cleanup(DeleteFiles),
@@ -224,6 +241,15 @@ fn run(
                 )
             }
             Event::IdxMalformed(e) => eprintln!("{}", json!({"event": "idx_malformed", "what": e.to_string()})),
+            Event::IdxMismatch { segment_id, idx_offset, end, file_len, cause } => eprintln!(
+                "{}",
+                json!({"event": "idx_mismatch", "segment_id": segment_id, "idx_offset": idx_offset, "end": end,
+                       "file_len": file_len, "cause": format!("{cause:?}")})
+            ),
+            Event::Abandoned { segment_id, idx_offset, read_to } => eprintln!(
+                "{}",
+                json!({"event": "abandoned", "segment_id": segment_id, "idx_offset": idx_offset, "read_to": read_to})
+            ),
             Event::Cleaned { segment_id } => eprintln!("{}", json!({"event": "cleaned", "segment_id": segment_id})),
             Event::CleanupFailed { segment_id, error } => {
                 eprintln!("{}", json!({"event": "cleanup_failed", "segment_id": segment_id, "what": error.to_string()}))

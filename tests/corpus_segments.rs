@@ -1,7 +1,9 @@
 //! The segment reader against every segment Cassandra wrote in the corpus:
 //! counts from `reference_counts.jsonl` and the segment-walk tables of each
-//! capture's README, ends equal to the `_cdc.idx` offsets, and the legacy 2.x
-//! files refused by their version.
+//! capture's README, ends that agree with the `_cdc.idx` offsets by
+//! Cassandra's rules (a live idx at a section end at or below the end, a
+//! completed one the end or, after a replay, the file's physical length),
+//! and the legacy 2.x files refused by their version.
 
 mod common;
 
@@ -10,7 +12,7 @@ use std::path::Path;
 
 use cassandra_commitlog::cdc::{IdxState, read_cdc_index};
 use cassandra_commitlog::segment::{Error, Item, ReadOptions, ResumePoint, Segment, SegmentName, Tail, TailClass};
-use common::{CAPTURES, corpus, options_for, reference_counts, segment_dirs, segment_files};
+use common::{CAPTURES, corpus, idx_agrees, options_for, reference_counts, segment_dirs, segment_files};
 
 fn folder_of(corpus: &Path, dir: &Path) -> String {
     dir.strip_prefix(corpus).unwrap().to_string_lossy().replace('\\', "/")
@@ -42,11 +44,18 @@ fn every_segment_matches_the_reference_walk() {
             other => panic!("unexpected reference tail {other}"),
         }
         if let Some(offset) = r["idx"]["offset"].as_u64() {
-            assert_eq!(s.end, offset, "end of {what} vs its _cdc.idx");
+            let completed = r["idx"]["completed"].as_bool().unwrap();
+            let file_len = r["file_len"].as_u64().unwrap();
+            assert!(idx_agrees(s.end, offset, completed, file_len), "end {} of {what} vs its _cdc.idx {offset}", s.end);
+            // Where the reference says so, the idx is the end itself.
+            if r["idx_matches_section_end"].as_bool() == Some(true) {
+                assert_eq!(s.end, offset, "{what}");
+            }
         }
         checked += 1;
     }
-    assert!(checked >= 90, "only {checked} reference rows");
+    // 97 rows from before the crash and replica captures, 40 of them.
+    assert_eq!(checked, 137, "reference rows");
 }
 
 /// Parses the `## Segment walk (...)` tables of a capture README:
@@ -126,9 +135,9 @@ fn captures_match_their_readme_walk_tables() {
 }
 
 #[test]
-fn every_v6_v7_segment_reads_without_loss_and_ends_at_its_idx() {
+fn every_v6_v7_segment_reads_without_loss_and_agrees_with_its_idx() {
     let Some(corpus) = corpus() else { return };
-    let mut segments = 0;
+    let (mut segments, mut live, mut past_idx, mut replayed) = (0, 0, 0, 0);
     for dir in segment_dirs(&corpus) {
         let folder = folder_of(&corpus, &dir);
         let opts = options_for(&corpus, &folder);
@@ -144,18 +153,42 @@ fn every_v6_v7_segment_reads_without_loss_and_ends_at_its_idx() {
             assert_eq!(s.tail.unwrap().class(), TailClass::Clean);
             let idx = file.with_file_name(name.cdc_index_file_name());
             if let IdxState::Ready(i) = read_cdc_index(&idx).unwrap() {
-                assert_eq!(s.end, i.offset, "{}", file.display());
-                // Bounded by its own idx the reader sees the same entries
-                // and ends at the bound.
-                let bounded = seg.walk(&opts.clone().limit(i.offset)).unwrap();
-                assert_eq!(bounded.entries, s.entries);
-                assert_eq!(bounded.tail, Some(Tail::Limit { logical: i.offset }));
+                let file_len = std::fs::metadata(&file).unwrap().len();
+                assert!(idx_agrees(s.end, i.offset, i.completed, file_len), "{}: {i:?}, end {}", file.display(), s.end);
+                if !i.completed {
+                    // A live idx is a section's end: bounded by it the
+                    // reader sees the entries that end at or before it, and
+                    // stops exactly there.
+                    let mut within = 0;
+                    let mut reader = seg.reader(&opts).unwrap();
+                    while let Some(e) = reader.next_entry().unwrap() {
+                        within += u64::from(e.position <= i.offset);
+                    }
+                    let bounded = seg.walk(&opts.clone().limit(i.offset)).unwrap();
+                    assert_eq!(bounded.entries, within, "{}", file.display());
+                    assert_eq!(bounded.tail, Some(Tail::Limit { logical: i.offset }), "{}", file.display());
+                    live += 1;
+                    past_idx += s.entries - within;
+                } else if s.end != i.offset {
+                    replayed += 1;
+                }
             }
             segments += 1;
         }
     }
-    // 7 legacy v6/v7 files, 5 captures of 8 + 9 files, 5 benchmark files.
-    assert_eq!(segments, 7 + 5 * 17 + 5);
+    // 7 legacy v6/v7 files, 5 captures of 8 + 9 files, 5 benchmark files,
+    // the crash captures' 11 (plain) and 14 (LZ4) files, the replicas' 15.
+    assert_eq!(segments, 7 + 5 * 17 + 5 + 11 + 14 + 15);
+    // Live idx files: one a capture's cdc_raw_live, and the crash and
+    // replica copies taken while the node ran or was dead.
+    assert_eq!(live, 5 + 2 + 2 + 3);
+    // The plain crash's segment, killed with its idx at 776504 and its
+    // markers chained to 815413: synced entries past its idx.
+    assert!(past_idx > 0, "the crashed plain segment holds synced entries past its idx");
+    // Replay-rewritten idx files whose offset is not the data's end: the
+    // LZ4 crash's two segments in its after-restart and final copies, the
+    // plain crash's one in the same two.
+    assert_eq!(replayed, 2 * 2 + 2);
 }
 
 #[test]

@@ -5,7 +5,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{CAPTURES, corpus, corpus_keys, example, reference_counts, segment_dirs};
+use common::{CAPTURES, corpus, corpus_keys, example, idx_agrees, reference_counts, segment_dirs};
 use serde_json::Value;
 
 /// Runs an example; its stdout's JSON lines and its exit status.
@@ -41,7 +41,9 @@ fn segments_over_every_cdc_raw_folder_prints_the_reference_counts() {
         .into_iter()
         .filter(|d| d.file_name().unwrap().to_string_lossy().starts_with("cdc_raw"))
         .collect();
-    assert_eq!(dirs.len(), 12, "10 capture folders and 2 benchmark folders");
+    // 10 capture folders, 2 benchmark folders, 4 copies of each crashed
+    // node, 2 of each of the three replicas.
+    assert_eq!(dirs.len(), 12 + 8 + 6);
     let mut args = key_args(&corpus);
     args.extend(dirs.iter().map(|d| d.display().to_string()));
     let (lines, status) = run_segments(&args);
@@ -52,7 +54,9 @@ fn segments_over_every_cdc_raw_folder_prints_the_reference_counts() {
         assert_eq!(line["bad_entries"], 0);
         assert_eq!(line["tail"], "clean");
         if !line["idx"].is_null() {
-            assert_eq!(line["end"], line["idx"]["offset"], "{line}");
+            let (end, file_len) = (line["end"].as_u64().unwrap(), line["file_len"].as_u64().unwrap());
+            let (offset, completed) = (line["idx"]["offset"].as_u64().unwrap(), line["idx"]["completed"] == true);
+            assert!(idx_agrees(end, offset, completed, file_len), "{line}");
         }
         let file = Path::new(line["file"].as_str().unwrap());
         let folder = file.parent().unwrap().strip_prefix(&corpus).unwrap().to_string_lossy().replace('\\', "/");
@@ -64,12 +68,13 @@ fn segments_over_every_cdc_raw_folder_prints_the_reference_counts() {
                 assert_eq!(line[field], r[reference_field], "{field} of {folder}/{name}");
             }
             assert_eq!(line["idx"], r["idx"]);
+            assert_eq!(line["file_len"], r["file_len"]);
             assert_eq!(line["version"], r["descriptor"]);
             compared += 1;
         }
     }
-    assert_eq!(lines.len(), 5 * 17 + 5);
-    // The reference covers the benchmark segments too.
+    assert_eq!(lines.len(), 5 * 17 + 5 + 11 + 14 + 15);
+    // The reference covers the benchmark, crash and replica segments too.
     assert_eq!(compared, lines.len(), "every segment is in the reference");
 }
 

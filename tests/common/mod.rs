@@ -192,6 +192,16 @@ pub const CAPTURES: [&str; 5] = [
     "cassandra-4.0.0-encrypted",
 ];
 
+/// Whether a segment's `_cdc.idx` agrees with the end of its data (`end`,
+/// from a walk to the end) by Cassandra's rules: a live idx (no
+/// `COMPLETED`) is at or below the end (a crash can leave synced sections
+/// past it); a completed one is the end, or, after a crash and a replay,
+/// the file's physical length (`CommitLogReplayer.handleCDCReplayCompletion`
+/// writes `f.length()`).
+pub fn idx_agrees(end: u64, idx_offset: u64, completed: bool, file_len: u64) -> bool {
+    if completed { idx_offset == end || idx_offset == file_len } else { idx_offset <= end }
+}
+
 /// The rows of `reference_counts.jsonl`.
 pub fn reference_counts(corpus: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(corpus.join("reference_counts.jsonl"))
