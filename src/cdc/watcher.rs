@@ -1366,12 +1366,12 @@ impl Watcher {
                 };
                 if in_durable {
                     broken_at = Some(summary.end);
+                    self.pending.push_back(Event::Damaged {
+                        segment_id: plan.name.id,
+                        position: summary.end,
+                        detail: Damage::Tail(tail),
+                    });
                 }
-                self.pending.push_back(Event::Damaged {
-                    segment_id: plan.name.id,
-                    position: summary.end,
-                    detail: Damage::Tail(tail),
-                });
             }
         }
         let damaged = losses.iter().any(|l| l.start < durable_to);

@@ -7,6 +7,7 @@
 pub mod cassandra_writer;
 pub mod cql;
 pub mod materialize;
+pub mod node;
 pub mod spec;
 
 use std::path::{Path, PathBuf};
