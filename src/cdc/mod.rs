@@ -3,9 +3,11 @@
 //! - [`read_cdc_index`]: `_cdc.idx` files, tolerant of the truncate-then-write
 //!   race (a torn read only ever under-reports what is durable).
 //! - [`Watcher`]: yields, in segment order, every mutation as soon as the idx
-//!   says it is durable and never a byte beyond; starts after a
-//!   [`Checkpoint`]; reports what vanished ([`Event::Lost`]) or is damaged;
-//!   calls a [`CleanupHook`] only for finished, acknowledged segments.
+//!   says it is durable and never a byte beyond in a live segment; reads
+//!   completed segments, and those a crash abandoned, to their end; starts
+//!   after a [`Checkpoint`]; reports what vanished ([`Event::Lost`]) or is
+//!   damaged; calls a [`CleanupHook`] only for finished, acknowledged
+//!   segments.
 //! - [`CheckpointFile`]: a checkpoint saved durably (temp file, fsync, rename).
 //! - [`Tracker`]: the watcher's decisions without I/O, where the lifecycle
 //!   rules are (completed, abandoned and replay-rewritten segments).

@@ -1,6 +1,8 @@
 //! The `cdc_raw` watcher: yields, in segment order, every mutation as soon
-//! as Cassandra's `_cdc.idx` says it is durable, never a byte beyond; resumes
-//! from a checkpoint; cleans up only what was acknowledged.
+//! as Cassandra's `_cdc.idx` says it is durable, never a byte beyond in a
+//! live segment (completed and abandoned ones are read to their end: see
+//! [`Tracker`]); resumes from a checkpoint; cleans up only what was
+//! acknowledged.
 
 use std::collections::VecDeque;
 use std::io;
@@ -716,7 +718,7 @@ enum Walked {
     Loss(Loss),
 }
 
-/// A finished segment read whole up to its idx offset (after a position),
+/// A finished segment read whole to its end (after a position),
 /// ahead of the consumer.
 struct WalkedSegment {
     name: SegmentName,
