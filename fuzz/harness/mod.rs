@@ -351,6 +351,9 @@ struct ModelSeg {
     /// It appeared at or behind the last position consumed (a replay links
     /// a finished segment again): never read, cleaned up once acknowledged.
     behind: bool,
+    /// A listing showed a newer segment with an idx beside it (what the
+    /// abandonment rule needs, besides its grace; a decision that sticks).
+    behind_newer: bool,
 }
 
 /// Target `dir_events`: a sequence of directory changes (segments and idx
@@ -365,8 +368,6 @@ pub fn dir_events(data: &[u8]) {
     let grace = std::time::Duration::from_secs(4);
     let mut t = Tracker::new(None).abandoned_after(Some(grace));
     let mut now = std::time::Instant::now();
-    // The newest segment with an idx at the last observation.
-    let mut newest_idx: Option<i64> = None;
     let mut acked: Option<Position> = None;
     // The last position consumed, and whether its segment was finished.
     let mut floor: Option<(Position, bool)> = None;
@@ -404,8 +405,9 @@ pub fn dir_events(data: &[u8]) {
                         }),
                     })
                     .collect();
-                newest_idx = model.iter().filter(|(_, s)| s.idx.is_some()).map(|(&id, _)| id).max();
+                let newest_idx = model.iter().filter(|(_, s)| s.idx.is_some()).map(|(&id, _)| id).max();
                 for (&id, s) in model.iter_mut() {
+                    s.behind_newer |= s.log && newest_idx.is_some_and(|n| n > id);
                     if s.log && !s.seen_log {
                         s.behind = floor.is_some_and(|(p, fin)| id < p.segment_id || (id == p.segment_id && fin));
                     }
@@ -414,6 +416,7 @@ pub fn dir_events(data: &[u8]) {
                         // A segment whose log is gone is forgotten by the
                         // tracker; one appearing again under the same id is new.
                         (s.finished, s.damaged, s.consumed, s.observed) = (false, false, 0, (0, false));
+                        s.behind_newer = false;
                     }
                     if let Some((offset, completed)) = s.idx {
                         s.observed = (s.observed.0.max(offset), s.observed.1 || completed);
@@ -427,13 +430,12 @@ pub fn dir_events(data: &[u8]) {
                 let Some(plan) = t.next_read() else { continue };
                 let s = model.get(&plan.name.id).copied().unwrap_or_default();
                 let (durable, completed) = s.observed;
-                let behind_newer = newest_idx.is_some_and(|n| n > plan.name.id);
                 match plan.limit {
                     Some(limit) => {
                         assert!(limit <= durable, "never past the durable offset");
                         assert!(plan.after <= limit);
                     }
-                    None => assert!(completed || behind_newer, "read to the end: completed, or abandoned"),
+                    None => assert!(completed || s.behind_newer, "read to the end: completed, or abandoned"),
                 }
                 assert!(!plan.finishes || completed || plan.abandoned.is_some());
                 let end = plan.limit.unwrap_or(plan.after + 40 * (arg as u64 & 3));
