@@ -598,3 +598,35 @@ fn tables_of_the_property_tests_are_what_they_claim() {
     assert_eq!(t.dropped.len(), 1);
     assert_eq!(schema.table("ks", "w").unwrap().columns.len(), 71);
 }
+
+proptest! {
+    /// `Dedup` against the plainest window: a list of the last `capacity`
+    /// distinct pairs passed as first copies.
+    #[test]
+    fn dedup_matches_a_naive_window(capacity in 1usize..8, stream in proptest::collection::vec((0u8..6, 0u32..3), 0..200)) {
+        use cassandra_commitlog::mutation::{Dedup, Digest};
+        let mut dedup = Dedup::new(capacity);
+        let mut window: Vec<(u8, u32)> = Vec::new();
+        for (d, change) in stream {
+            let naive = !window.contains(&(d, change));
+            if naive {
+                window.push((d, change));
+                if window.len() > capacity {
+                    window.remove(0);
+                }
+            }
+            prop_assert_eq!(dedup.first(Digest([d; 16]), change), naive);
+            prop_assert_eq!(dedup.len(), window.len());
+        }
+    }
+
+    /// A digest's hex digits name it back.
+    #[test]
+    fn a_digest_reads_back_from_its_hex(bytes in any::<[u8; 16]>()) {
+        use cassandra_commitlog::mutation::Digest;
+        let d = Digest(bytes);
+        prop_assert_eq!(Digest::from_hex(&d.to_hex()), Some(d));
+        prop_assert_eq!(Digest::from_hex(&d.to_hex().to_uppercase()), Some(d));
+        prop_assert_eq!(Digest::from_hex(&d.to_hex()[1..]), None);
+    }
+}

@@ -64,6 +64,21 @@ impl Digest {
         self.to_string()
     }
 
+    /// The digest its 32 hex digits name (either case); `None` for
+    /// anything else.
+    pub fn from_hex(text: &str) -> Option<Digest> {
+        let text = text.as_bytes();
+        if text.len() != 32 {
+            return None;
+        }
+        let mut out = [0u8; 16];
+        for (b, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+            let digit = |c: u8| (c as char).to_digit(16);
+            *b = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
+        }
+        Some(Digest(out))
+    }
+
     /// Appends the 32 lowercase hex digits to `out`.
     pub(crate) fn write_hex(&self, out: &mut Vec<u8>) {
         let mut text = [0u8; 32];

@@ -6,6 +6,7 @@
 mod change;
 pub mod debezium;
 mod decode;
+mod dedup;
 mod digest;
 mod error;
 mod json;
@@ -18,6 +19,7 @@ pub use change::{Change, ChangeKind, CollectionKind, Element, FieldName, Merged,
 pub use decode::{
     Context, DELETION_TIME_EPOCH, Decoded, Decoder, DeletionTime, Liveness, TIMESTAMP_EPOCH, Undecodable,
 };
+pub use dedup::{BYTES_PER_PAIR, Dedup};
 pub use digest::Digest;
 pub use error::{DecodeError, MutationError};
 pub use owned::OwnedMutation;
