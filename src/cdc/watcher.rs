@@ -950,6 +950,18 @@ impl Watcher {
     /// once the idle timeout passes with nothing new. Reads only when
     /// called, so a slow consumer holds the watcher back, not its memory.
     pub fn next_event(&mut self) -> Result<Option<Event>, CdcError> {
+        self.next_event_until(None)
+    }
+
+    /// The next event, if one comes within `wait`: `Ok(None)` when nothing
+    /// new arrived by then (or the idle timeout passed). For a consumer with
+    /// work of its own between events, such as a producer's delivery
+    /// reports to poll while batches are in flight.
+    pub fn next_event_within(&mut self, wait: Duration) -> Result<Option<Event>, CdcError> {
+        self.next_event_until(Some(Instant::now() + wait))
+    }
+
+    fn next_event_until(&mut self, deadline: Option<Instant>) -> Result<Option<Event>, CdcError> {
         loop {
             if let Some(e) = self.pending.pop_front() {
                 return Ok(Some(e));
@@ -996,6 +1008,13 @@ impl Watcher {
                     return Ok(None);
                 }
                 wait = wait.min(idle - waited);
+            }
+            if let Some(deadline) = deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(None);
+                }
+                wait = wait.min(left);
             }
             self.wakeups.wait(wait);
         }

@@ -79,13 +79,19 @@ impl Digest {
         Some(Digest(out))
     }
 
-    /// Appends the 32 lowercase hex digits to `out`.
-    pub(crate) fn write_hex(&self, out: &mut Vec<u8>) {
+    /// The 32 lowercase hex digits, without allocating (ASCII: a `str`
+    /// with `std::str::from_utf8`).
+    pub fn hex(&self) -> [u8; 32] {
         let mut text = [0u8; 32];
         for (pair, b) in text.chunks_exact_mut(2).zip(self.0) {
             pair.copy_from_slice(&crate::value::write::HEX_PAIRS[b as usize]);
         }
-        out.extend_from_slice(&text);
+        text
+    }
+
+    /// Appends the 32 lowercase hex digits to `out`.
+    pub(crate) fn write_hex(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.hex());
     }
 }
 
