@@ -25,9 +25,9 @@ use cassandra_commitlog::cdc::{CheckpointFile, DeleteFiles, Event, WatchOptions,
 use cassandra_commitlog::mutation::{Decoder, Mutation};
 use cassandra_commitlog::schema::{Schema, SchemaEvent};
 use cassandra_commitlog::segment::{Keys, ReadOptions, Segment, SegmentName};
-use common::materialize::Materializer;
+use common::materialize::{Materializer, driver_final_state, read_time};
 use common::{CAPTURES, corpus, corpus_keys, example, reference_counts, segment_files};
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
 fn keys_for(corpus: &Path, capture: &str) -> (Keys, Vec<String>) {
     let mut keys = Keys::new();
@@ -326,46 +326,6 @@ fn watch(dir: &Path, checkpoints: &CheckpointFile, cleanup: bool) -> Watcher {
     Watcher::new(if cleanup { opts.cleanup(DeleteFiles) } else { opts }).unwrap()
 }
 
-/// `final_state.jsonl` of a crash capture in the materializer's rendering
-/// (`{"set": [...]}` as an array, `{"map": [[k, v]...]}` as an object),
-/// by table, keyed by the rows' JSON.
-fn final_state(capture: &Path) -> BTreeMap<String, BTreeSet<String>> {
-    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for line in std::fs::read_to_string(capture.join("final_state.jsonl")).unwrap().lines() {
-        let v: Json = serde_json::from_str(line).unwrap();
-        let mut row = Map::new();
-        for (col, value) in v["row"].as_object().unwrap() {
-            let value = match value {
-                Json::Object(o) if o.contains_key("set") => o["set"].clone(),
-                Json::Object(o) if o.contains_key("map") => Json::Object(
-                    o["map"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|kv| (kv[0].as_str().unwrap().to_owned(), kv[1].clone()))
-                        .collect(),
-                ),
-                other => other.clone(),
-            };
-            row.insert(col.clone(), value);
-        }
-        out.entry(v["table"].as_str().unwrap().to_owned()).or_default().insert(Json::Object(row).to_string());
-    }
-    out
-}
-
-/// The tables a consumer rebuilt, in the same form.
-fn rebuilt(c: &Consumed, now: i64) -> BTreeMap<String, BTreeSet<String>> {
-    let schema = c.schema.as_ref().unwrap();
-    ["kv", "clustered", "coll"]
-        .into_iter()
-        .map(|t| {
-            let rows = c.tables.rows(schema, "crash", t, now);
-            (t.to_owned(), rows.into_iter().map(|r| r.to_string()).collect())
-        })
-        .collect()
-}
-
 /// The statements of a crash capture whose write the consumer delivered,
 /// counted by phase and status (each has its own `USING TIMESTAMP`).
 fn delivered_statements(capture: &Path, c: &Consumed) -> BTreeMap<(String, String), (u64, u64)> {
@@ -378,11 +338,6 @@ fn delivered_statements(capture: &Path, c: &Consumed) -> BTreeMap<(String, Strin
         e.1 += u64::from(c.timestamps.contains(&v["ts"].as_i64().unwrap()));
     }
     out
-}
-
-fn read_time(capture: &Path) -> i64 {
-    let v: Json = serde_json::from_str(&std::fs::read_to_string(capture.join("read_time.json")).unwrap()).unwrap();
-    v["read_time_s"].as_i64().unwrap()
 }
 
 /// (a) One consumer living through the crash: its directory replaced copy
@@ -446,7 +401,9 @@ fn consumers_started_after_the_restart_deliver_every_entry_and_rebuild_the_table
             assert_eq!(consumed.entries.len(), want.len(), "{capture}/{copy}");
             assert!(got == want, "{capture}/{copy}");
             if copy == "cdc_raw_final" {
-                assert!(rebuilt(&consumed, read_time(&cap)) == final_state(&cap), "{capture}: the tables differ");
+                let schema = consumed.schema.as_ref().unwrap();
+                let rebuilt = consumed.tables.row_sets(schema, "crash", &["kv", "clustered", "coll"], read_time(&cap));
+                assert!(rebuilt == driver_final_state(&cap), "{capture}: the tables differ");
                 let counts = delivered_statements(&cap, &consumed);
                 let count = |phase: &str, status: &str| counts[&(phase.to_owned(), status.to_owned())];
                 // Every statement acknowledged before the crash's last

@@ -19,7 +19,7 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 
-use cassandra_commitlog::mutation::{Cell, Mutation};
+use cassandra_commitlog::mutation::{Cell, Mutation, PartitionUpdate};
 use cassandra_commitlog::schema::{ColumnKind, CqlType, Order, Schema, Table};
 use cassandra_commitlog::value::Value;
 use serde_json::{Map, Value as Json};
@@ -272,6 +272,13 @@ impl Materializer {
     /// Applies every update of a mutation.
     pub fn apply(&mut self, m: &Mutation<'_>) {
         for u in m.updates() {
+            self.apply_update(&u);
+        }
+    }
+
+    /// Applies one partition update.
+    pub fn apply_update(&mut self, u: &PartitionUpdate<'_>) {
+        {
             let t = u.table();
             self.ids.insert(u.table_id(), (t.keyspace.clone(), t.name.clone()));
             let parts = self.tables.entry((t.keyspace.clone(), t.name.clone())).or_default();
@@ -492,4 +499,57 @@ fn columns_of(t: &Table, r: &RowState, deleted: i64, now: i64, statics: bool) ->
         }
     }
     out
+}
+
+/// The `final_state.jsonl` of a crash or replica capture (values as the
+/// Python driver gave them: `{"set": [...]}`, `{"map": [[k, v]...]}`) in
+/// this materializer's rendering (sets as arrays, maps as objects keyed by
+/// text), by table: each row's JSON.
+pub fn driver_final_state(capture: &std::path::Path) -> BTreeMap<String, std::collections::BTreeSet<String>> {
+    let mut out: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for line in std::fs::read_to_string(capture.join("final_state.jsonl")).unwrap().lines() {
+        let v: Json = serde_json::from_str(line).unwrap();
+        let mut row = Map::new();
+        for (col, value) in v["row"].as_object().unwrap() {
+            let value = match value {
+                Json::Object(o) if o.contains_key("set") => o["set"].clone(),
+                Json::Object(o) if o.contains_key("map") => Json::Object(
+                    o["map"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|kv| (kv[0].as_str().unwrap().to_owned(), kv[1].clone()))
+                        .collect(),
+                ),
+                other => other.clone(),
+            };
+            row.insert(col.clone(), value);
+        }
+        out.entry(v["table"].as_str().unwrap().to_owned()).or_default().insert(Json::Object(row).to_string());
+    }
+    out
+}
+
+/// The capture's read time (`read_time.json`), for TTL expiry.
+pub fn read_time(capture: &std::path::Path) -> i64 {
+    let v: Json = serde_json::from_str(&std::fs::read_to_string(capture.join("read_time.json")).unwrap()).unwrap();
+    v["read_time_s"].as_i64().unwrap()
+}
+
+impl Materializer {
+    /// The rows of `tables` of `keyspace`, each as its JSON, by table.
+    pub fn row_sets(
+        &self,
+        schema: &Schema,
+        keyspace: &str,
+        tables: &[&str],
+        now: i64,
+    ) -> BTreeMap<String, std::collections::BTreeSet<String>> {
+        tables
+            .iter()
+            .map(|t| {
+                ((*t).to_owned(), self.rows(schema, keyspace, t, now).into_iter().map(|r| r.to_string()).collect())
+            })
+            .collect()
+    }
 }
