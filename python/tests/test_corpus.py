@@ -51,6 +51,7 @@ def test_a_capture_rebuilds_the_tables_cassandra_returned(corpus, capture, phase
         ("cassandra-4.0.0-crash-lz4rollover", "crash", "cdc_raw_final"),
         ("cassandra-4.0.0-rf3", "rf3", "node1/cdc_raw_final"),
         ("cassandra-4.0.0-rf3", "rf3", "node2/cdc_raw_final"),
+        ("cassandra-4.0.0-rf3", "rf3", "node3/cdc_raw_final"),
     ],
 )
 def test_crash_and_replica_captures_rebuild_the_tables(corpus, tmp_path, capture, keyspace, folder):
