@@ -416,14 +416,18 @@ fn cleanup_waits_for_completion_and_acknowledgement() {
     assert_eq!(m.consumed, Some(Position { segment_id: 2001, offset: 309 }));
 }
 
-#[test]
-fn damaged_segments_are_reported_and_never_cleaned_up() {
-    let (_tmp, dir, schema) = fixture_copy();
-    // Flip a byte inside the first mutation of the finished segment.
+/// Flips a byte inside the first mutation of the fixture's finished segment.
+fn damage_the_finished_segment(dir: &Path) {
     let path = dir.join("CommitLog-7-2000.log");
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[20 + 8 + 8 + 30] ^= 0x40;
     std::fs::write(&path, &bytes).unwrap();
+}
+
+#[test]
+fn damaged_segments_are_reported_and_never_cleaned_up() {
+    let (_tmp, dir, schema) = fixture_copy();
+    damage_the_finished_segment(&dir);
     let cleaned = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let c = cleaned.clone();
     let hook = move |_: &SegmentFiles| {
@@ -440,6 +444,71 @@ fn damaged_segments_are_reported_and_never_cleaned_up() {
     }
     assert_eq!(losses, 1);
     assert_eq!(cleaned.load(std::sync::atomic::Ordering::SeqCst), 0, "a damaged segment is never cleaned up");
+    assert!(exists(&dir, 2000));
+    assert_eq!(w.metrics().damaged_segments, 1);
+}
+
+#[test]
+fn a_checkpoint_file_written_before_damaged_lists_existed_still_loads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("cp.json");
+    std::fs::write(&path, r#"{"position":{"segment_id":1795433791762,"offset":59709},"segment_completed":true}"#)
+        .unwrap();
+    let file = CheckpointFile::new(&path);
+    let cp = file.load().unwrap().unwrap();
+    assert_eq!(cp, Checkpoint::at(Position { segment_id: 1795433791762, offset: 59709 }, true));
+    assert!(cp.damaged.is_empty());
+    // And one with damaged segments round-trips.
+    let cp = Checkpoint { damaged: vec![1795433791760, 1795433791761], ..cp };
+    file.save(&cp).unwrap();
+    assert!(std::fs::read_to_string(&path).unwrap().contains(r#""damaged":[1795433791760,1795433791761]"#));
+    assert_eq!(file.load().unwrap(), Some(cp));
+}
+
+#[test]
+fn a_damaged_segment_stays_damaged_across_a_restart_from_the_checkpoint() {
+    let (tmp, dir, schema) = fixture_copy();
+    damage_the_finished_segment(&dir);
+    let cleaned = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let hook = |cleaned: &Arc<std::sync::Mutex<Vec<i64>>>| {
+        let c = cleaned.clone();
+        move |f: &SegmentFiles| {
+            c.lock().unwrap().push(f.name.id);
+            Ok(())
+        }
+    };
+    // The first run reads everything, acknowledges it and saves each
+    // batch's checkpoint, as a consumer does.
+    let file = CheckpointFile::new(tmp.path().join("cp.json"));
+    let mut w = Watcher::new(opts(&dir, &schema).cleanup(hook(&cleaned))).unwrap();
+    let mut last = None;
+    while let Some(e) = w.next_event().unwrap() {
+        if let Event::Batch(b) = e {
+            file.save(&b.checkpoint()).unwrap();
+            w.ack(b.to);
+            last = Some(b.to);
+        }
+    }
+    assert_eq!(last.map(|p| p.segment_id), Some(2001), "the run ends in the live segment");
+    drop(w);
+    let saved = file.load().unwrap().unwrap();
+    assert_eq!(saved.damaged, [2000], "the checkpoint remembers the damaged segment behind it");
+    // Restarted from the checkpoint, with the cleanup hook: segment 2000
+    // lies behind the checkpoint, completed and acknowledged, and is still
+    // damaged: its files stay.
+    let mut w = Watcher::new(opts(&dir, &schema).cleanup(hook(&cleaned)).start(Some(saved))).unwrap();
+    while let Some(e) = w.next_event().unwrap() {
+        match e {
+            Event::Batch(b) => {
+                let saved = b.checkpoint();
+                assert_eq!(saved.damaged, [2000]);
+                w.ack(b.to);
+            }
+            Event::Cleaned { segment_id } => panic!("segment {segment_id} cleaned up"),
+            _ => {}
+        }
+    }
+    assert_eq!(*cleaned.lock().unwrap(), Vec::<i64>::new());
     assert!(exists(&dir, 2000));
     assert_eq!(w.metrics().damaged_segments, 1);
 }

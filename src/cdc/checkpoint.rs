@@ -22,9 +22,10 @@ pub struct Position {
 }
 
 /// What a consumer has processed: the last position, whether that segment
-/// was finished there (so that its disappearance is no loss), and for a
-/// watcher that follows the schema in the log, the schema tracker's state
-/// at that position.
+/// was finished there (so that its disappearance is no loss), the damaged
+/// segments at or behind it (so that a restarted watcher keeps their files
+/// too), and for a watcher that follows the schema in the log, the schema
+/// tracker's state at that position.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checkpoint {
     /// The last position processed.
@@ -33,12 +34,17 @@ pub struct Checkpoint {
     pub segment_completed: bool,
     /// The schema tracker's state after `position` (log-following watchers).
     pub schema: Option<SchemaState>,
+    /// Segments at or behind `position`, still in the directory, whose data
+    /// was damaged: a watcher started from this checkpoint never cleans
+    /// them up (their files stay for the operator, as in the run that found
+    /// the damage). Ascending.
+    pub damaged: Vec<i64>,
 }
 
 impl Checkpoint {
     /// A checkpoint without schema state.
     pub fn at(position: Position, segment_completed: bool) -> Checkpoint {
-        Checkpoint { position, segment_completed, schema: None }
+        Checkpoint { position, segment_completed, schema: None, damaged: Vec::new() }
     }
 }
 
@@ -90,6 +96,9 @@ struct Record {
     schema_file: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     schema_crc: Option<u32>,
+    /// Absent in files written before it existed: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    damaged: Vec<i64>,
 }
 
 /// Why a checkpoint could not be loaded or saved.
@@ -129,8 +138,9 @@ pub enum CheckpointError {
 /// Most bytes a schema state file may have.
 const MAX_SCHEMA_STATE_LEN: u64 = 256 << 20;
 
-/// Most bytes a checkpoint file may have (it is a few dozen).
-const MAX_CHECKPOINT_LEN: u64 = 4096;
+/// Most bytes a checkpoint file may have (a few dozen, and 14 more for
+/// each damaged segment kept in the directory).
+const MAX_CHECKPOINT_LEN: u64 = 1 << 20;
 
 /// A checkpoint file saved durably: written to a temporary file beside it,
 /// fsynced, renamed over the old one, and the directory fsynced. A crash
@@ -188,7 +198,12 @@ impl CheckpointFile {
             }
             _ => None,
         };
-        Ok(Some(Checkpoint { position: record.position, segment_completed: record.segment_completed, schema }))
+        Ok(Some(Checkpoint {
+            position: record.position,
+            segment_completed: record.segment_completed,
+            schema,
+            damaged: record.damaged,
+        }))
     }
 
     fn dir(&self) -> PathBuf {
@@ -227,6 +242,7 @@ impl CheckpointFile {
             segment_completed: checkpoint.segment_completed,
             schema_file: None,
             schema_crc: None,
+            damaged: checkpoint.damaged.clone(),
         };
         if let Some(state) = &checkpoint.schema {
             let crc = state.crc();

@@ -320,6 +320,8 @@ pub struct Tracker {
     segs: BTreeMap<i64, Track>,
     /// The start checkpoint's position, and whether its segment was finished.
     start: Option<(Position, bool)>,
+    /// The start checkpoint's damaged segments: damaged when listed.
+    start_damaged: Vec<i64>,
     start_checked: bool,
     acked: Option<Position>,
     /// The last position consumed, and whether its segment was finished.
@@ -334,10 +336,12 @@ impl Tracker {
     /// A tracker that treats everything up to `start` as consumed, with the
     /// default abandonment grace ([`DEFAULT_ABANDONED_AFTER`]).
     pub fn new(start: Option<&Checkpoint>) -> Tracker {
+        let start_damaged = start.map(|c| c.damaged.clone()).unwrap_or_default();
         let start = start.map(|c| (c.position, c.segment_completed));
         Tracker {
             segs: BTreeMap::new(),
             start,
+            start_damaged,
             start_checked: false,
             acked: start.map(|(p, _)| p),
             floor: start,
@@ -371,8 +375,11 @@ impl Tracker {
         }
         for o in listing.iter().filter(|o| o.log) {
             let floor = self.floor;
+            let start_damaged = &self.start_damaged;
             let t = self.segs.entry(o.name.id).or_insert_with(|| {
                 let mut t = Track::new(o.name);
+                // Damage found by a run before the start checkpoint.
+                t.damaged = start_damaged.contains(&o.name.id);
                 if let Some((p, finished)) = floor {
                     if o.name.id < p.segment_id || (o.name.id == p.segment_id && finished) {
                         t.behind = true;
@@ -501,6 +508,12 @@ impl Tracker {
             self.floor = Some(p);
         }
         notes
+    }
+
+    /// The damaged segments up to and including segment `id` that are
+    /// still listed, ascending: what a checkpoint there carries.
+    pub fn damaged_through(&self, id: i64) -> Vec<i64> {
+        self.segs.range(..=id).filter(|(_, t)| t.damaged).map(|(id, _)| *id).collect()
     }
 
     /// Acknowledges everything up to and including `position`.
@@ -809,6 +822,20 @@ mod tests {
         t.ack(Position { segment_id: 9, offset: 0 });
         assert!(t.cleanup_candidates().is_empty());
         assert_eq!(t.metrics().damaged_segments, 1);
+        assert_eq!(t.damaged_through(1), [1]);
+        assert!(t.damaged_through(0).is_empty());
+    }
+
+    #[test]
+    fn a_start_checkpoint_s_damaged_segments_stay_damaged() {
+        let now = Instant::now();
+        // Segments 1 and 3 were damaged in an earlier run; 3 is gone since.
+        let cp = Checkpoint { damaged: vec![1, 3], ..Checkpoint::at(Position { segment_id: 4, offset: 120 }, true) };
+        let mut t = Tracker::new(Some(&cp));
+        t.observe(&[obs(1, Some((100, true))), obs(2, Some((100, true))), obs(4, Some((120, true)))], now);
+        assert_eq!(t.cleanup_candidates().iter().map(|n| n.id).collect::<Vec<_>>(), [2, 4]);
+        assert_eq!(t.metrics().damaged_segments, 1);
+        assert_eq!(t.damaged_through(4), [1], "a damaged segment no longer listed is dropped");
     }
 
     #[test]

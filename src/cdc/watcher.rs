@@ -63,6 +63,8 @@ pub struct Batch {
     pub schema_events: Vec<SchemaEvent>,
     schema: Arc<Schema>,
     schema_state: Option<SchemaState>,
+    /// Damaged segments up to this one (for the checkpoint).
+    damaged: Vec<i64>,
 }
 
 impl Batch {
@@ -222,7 +224,12 @@ impl Batch {
     /// The checkpoint to save once this batch is processed (with the
     /// schema from the log, the tracker's state after the batch).
     pub fn checkpoint(&self) -> Checkpoint {
-        Checkpoint { position: self.to, segment_completed: self.completed, schema: self.schema_state.clone() }
+        Checkpoint {
+            position: self.to,
+            segment_completed: self.completed,
+            schema: self.schema_state.clone(),
+            damaged: self.damaged.clone(),
+        }
     }
 }
 
@@ -1428,6 +1435,7 @@ impl Watcher {
             schema_events,
             schema,
             schema_state,
+            damaged: self.tracker.damaged_through(plan.name.id),
         })
     }
 
