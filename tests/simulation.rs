@@ -11,7 +11,8 @@
 //! - within a consumer's run, nothing twice and nothing at or before the
 //!   checkpoint it started from;
 //! - a segment is cleaned up only once every write a sync covered in it was
-//!   delivered, and only if it is completed or abandoned;
+//!   delivered, only if it is completed or abandoned, and never once a run
+//!   (this one or one before a restart) reported it damaged;
 //! - a `Lost` only for a segment the node deleted while unfinished, and one
 //!   for every such segment the consumer had listed;
 //! - once the node is quiet and the grace has run (twice), every write a
@@ -136,6 +137,8 @@ struct Consumer {
     cleaned_checked: usize,
     /// Lost events: segment ids.
     lost: Vec<i64>,
+    /// Segments any run reported damaged: their files must stay.
+    damaged: BTreeSet<i64>,
     /// When this run last went idle (a listing of the whole directory),
     /// by operation number; and the run's number.
     idle_at: Option<u64>,
@@ -280,7 +283,8 @@ fn step(c: &mut Consumer, node: &Node, oracle: &Oracle, n: usize, die_in_batch: 
             // completed: its end is torn where Cassandra had made it
             // durable, as far as anyone can tell; the segment is kept.
             Event::Damaged { segment_id, detail, .. } => {
-                assert!(node.segments[&segment_id].torn, "segment {segment_id}: damaged: {detail:?}")
+                assert!(node.segments[&segment_id].torn, "segment {segment_id}: damaged: {detail:?}");
+                c.damaged.insert(segment_id);
             }
             Event::Cleaned { .. } => {}
             other => panic!("{other:?}"),
@@ -299,6 +303,10 @@ fn check_cleanups(c: &mut Consumer, node: &Node, tally: &mut Tally) {
         if !finished || !undelivered.is_empty() {
             tally.early_cleanups += 1;
         }
+        if c.damaged.contains(&id) {
+            tally.early_cleanups += 1;
+        }
+        assert!(!c.damaged.contains(&id), "segment {id} cleaned up, damaged (reported by an earlier run)");
         assert!(finished, "segment {id} cleaned up, neither completed nor abandoned");
         assert!(undelivered.is_empty(), "segment {id} cleaned up with writes undelivered: {undelivered:?}");
         tally.cleaned += 1;
@@ -354,6 +362,7 @@ fn run_schedule(pick: u8, block_writes: bool, read_ahead: bool, max_batch: usize
         cleaned: Arc::new(Mutex::new(Vec::new())),
         cleaned_checked: 0,
         lost: Vec::new(),
+        damaged: BTreeSet::new(),
         idle_at: None,
         run: 0,
         abandoned: 0,
@@ -535,4 +544,22 @@ fn regression_a_segment_deleted_unread_after_two_rolls_and_a_replay_is_reported_
         Restart { cdc: true, flushed: false },
     ];
     run_schedule(0, false, false, 3, &ops);
+}
+
+#[test]
+fn regression_a_torn_segment_reported_damaged_is_kept_after_the_consumer_restarts() {
+    use Op::*;
+    let ops = [
+        Write(1),
+        Sync,
+        Write(1),
+        Crash { torn: true },
+        Restart { cdc: true, flushed: false },
+        Flush,
+        Write(1),
+        Sync,
+        Step(4),
+        Kill,
+    ];
+    run_schedule(1, true, false, 1, &ops);
 }
