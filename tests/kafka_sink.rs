@@ -88,15 +88,15 @@ struct Got {
     headers: BTreeMap<String, String>,
 }
 
-/// Everything on the topics, from the beginning, until nothing new for a
-/// while.
-fn consume(servers: &str, topics: &HashSet<String>) -> Vec<Got> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", servers)
-        .set("group.id", "kafka-sink-test")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
+/// A consumer of every partition of the topics, from the beginning (with
+/// `settings` besides the usual ones).
+fn reader(servers: &str, group: &str, settings: &[(&str, &str)], topics: &HashSet<String>) -> BaseConsumer {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", servers).set("group.id", group).set("enable.auto.commit", "false");
+    for (k, v) in settings {
+        config.set(*k, *v);
+    }
+    let consumer: BaseConsumer = config.create().unwrap();
     let mut tpl = TopicPartitionList::new();
     for t in topics {
         for p in 0..PARTITIONS {
@@ -104,6 +104,13 @@ fn consume(servers: &str, topics: &HashSet<String>) -> Vec<Got> {
         }
     }
     consumer.assign(&tpl).unwrap();
+    consumer
+}
+
+/// Everything on the topics, from the beginning, until nothing new for a
+/// while.
+fn consume(servers: &str, topics: &HashSet<String>) -> Vec<Got> {
+    let consumer = reader(servers, "kafka-sink-test", &[], topics);
     let (mut got, mut quiet) = (Vec::new(), Instant::now());
     while quiet.elapsed() < Duration::from_secs(3) {
         let Some(m) = consumer.poll(Duration::from_millis(100)) else { continue };
@@ -162,10 +169,16 @@ fn sink_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_kafka_sink"))
 }
 
+/// The sink, stopping once idle for 2 s.
 fn sink(servers: &str, dir: &Path, checkpoint: &Path, prefix: &str, extra: &[&str]) -> Child {
+    spawn_sink(servers, dir, checkpoint, prefix, &[&["--idle-exit", "2"], extra].concat())
+}
+
+/// The sink with these options, its stderr piped.
+fn spawn_sink(servers: &str, dir: &Path, checkpoint: &Path, prefix: &str, options: &[&str]) -> Child {
     Command::new(sink_bin())
-        .args(["--brokers", servers, "--topic-prefix", prefix, "--cluster", "c1", "--idle-exit", "2"])
-        .args(extra)
+        .args(["--brokers", servers, "--topic-prefix", prefix, "--cluster", "c1"])
+        .args(options)
         .arg(dir)
         .arg(checkpoint)
         .stdout(Stdio::null())
@@ -553,15 +566,7 @@ fn sink_with_stderr(
     prefix: &str,
     extra: &[&str],
 ) -> (Child, std::sync::mpsc::Receiver<String>) {
-    let mut child = Command::new(sink_bin())
-        .args(["--brokers", servers, "--topic-prefix", prefix, "--cluster", "c1"])
-        .args(extra)
-        .arg(dir)
-        .arg(checkpoint)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_sink(servers, dir, checkpoint, prefix, extra);
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -718,21 +723,7 @@ fn sigterm_lets_the_batches_in_flight_settle_and_saves_the_checkpoint() {
 /// A consumer that counts what it has read of some topics so far (read
 /// committed), without waiting for quiet.
 fn counter(servers: &str, topics: &HashSet<String>) -> BaseConsumer {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", servers)
-        .set("group.id", "kafka-dedup-counter")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for t in topics {
-        for p in 0..PARTITIONS {
-            tpl.add_partition_offset(t, p, Offset::Beginning).unwrap();
-        }
-    }
-    consumer.assign(&tpl).unwrap();
-    consumer
+    reader(servers, "kafka-dedup-counter", &[("isolation.level", "read_committed")], topics)
 }
 
 fn dedup_program(servers: &str, extra: &[&str]) -> Child {
