@@ -5,10 +5,12 @@
 //! `cargo install --path . --features kafka`; `kafka_dedup --help` lists its
 //! flags (README, "Shipping to Kafka").
 
+#[path = "../cli/mod.rs"]
+mod cli;
+
 use std::collections::{HashMap, HashSet};
 use std::error::Error;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -76,12 +78,8 @@ fn parse() -> Result<Option<Args>, Box<dyn Error>> {
             "--transactional-id" => txn = Some(value()?),
             "--window" => window = value()?.parse()?,
             "--max-records" => max_records = value()?.parse()?,
-            "--idle-exit" => idle = Some(Duration::from_secs_f64(value()?.parse()?)),
-            "--set" => {
-                let kv = value()?;
-                let (k, v) = kv.split_once('=').ok_or("--set KEY=VALUE")?;
-                settings.push((k.to_owned(), v.to_owned()));
-            }
+            "--idle-exit" => idle = Some(cli::seconds(&value()?)?),
+            "--set" => settings.push(cli::setting(&value()?)?),
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -336,24 +334,10 @@ fn assign_new(
 }
 
 fn main() -> ExitCode {
-    let args = match parse() {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            print!("{HELP}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("kafka_dedup: {e}\n(kafka_dedup --help lists the options)");
-            return ExitCode::from(2);
-        }
+    let (args, stop) = match cli::start("kafka_dedup", HELP, parse) {
+        Ok(started) => started,
+        Err(code) => return code,
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
-            eprintln!("kafka_dedup: cannot handle signal {signal}: {e}");
-            return ExitCode::from(1);
-        }
-    }
     eprintln!("kafka_dedup: window of {} changes (about {} MB)", args.window, args.window * BYTES_PER_PAIR / 1_000_000);
     match run(&args, &stop) {
         Ok((input, output, _)) => {

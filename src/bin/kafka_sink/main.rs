@@ -4,6 +4,8 @@
 //! kafka`; `kafka_sink --help` lists its flags (README, "Shipping to
 //! Kafka").
 
+#[path = "../cli/mod.rs"]
+mod cli;
 mod metrics;
 mod sink;
 
@@ -11,8 +13,6 @@ use std::error::Error;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
 use cassandra_commitlog::cdc::DEFAULT_ABANDONED_AFTER;
 use cassandra_commitlog::schema::Schema;
@@ -79,13 +79,7 @@ fn parse() -> Result<Option<Args>, Box<dyn Error>> {
                 }
             }
             "--key-alias" => {
-                let spec = value()?;
-                let (alias, hex) = spec.rsplit_once('=').ok_or("--key-alias ALIAS=HEX")?;
-                let key = (0..hex.len())
-                    .step_by(2)
-                    .map(|i| hex.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-                    .collect::<Option<Vec<u8>>>()
-                    .ok_or("--key-alias ALIAS=HEX: the key in hex")?;
+                let (alias, key) = cli::key_alias(&value()?)?;
                 read = read.key(alias, key);
             }
             "--cleanup" => cleanup = true,
@@ -94,16 +88,12 @@ fn parse() -> Result<Option<Args>, Box<dyn Error>> {
             "--abandoned-after" => {
                 abandoned_after = match value()?.as_str() {
                     "off" => None,
-                    secs => Some(Duration::from_secs_f64(secs.parse()?)),
+                    secs => Some(cli::seconds(secs)?),
                 }
             }
             "--metrics" => metrics = Some(value()?),
-            "--idle-exit" => idle = Some(Duration::from_secs_f64(value()?.parse()?)),
-            "--set" => {
-                let kv = value()?;
-                let (k, v) = kv.split_once('=').ok_or("--set KEY=VALUE")?;
-                settings.push((k.to_owned(), v.to_owned()));
-            }
+            "--idle-exit" => idle = Some(cli::seconds(&value()?)?),
+            "--set" => settings.push(cli::setting(&value()?)?),
             s if s.starts_with('-') => return Err(format!("unknown option {s}").into()),
             _ => paths.push(PathBuf::from(a)),
         }
@@ -136,24 +126,10 @@ fn parse() -> Result<Option<Args>, Box<dyn Error>> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse() {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            print!("{HELP}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("kafka_sink: {e}\n(kafka_sink --help lists the options)");
-            return ExitCode::from(2);
-        }
+    let (args, stop) = match cli::start("kafka_sink", HELP, parse) {
+        Ok(started) => started,
+        Err(code) => return code,
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
-            eprintln!("kafka_sink: cannot handle signal {signal}: {e}");
-            return ExitCode::from(1);
-        }
-    }
     let metrics = Arc::new(metrics::Metrics::new());
     if let Some(addr) = &args.metrics {
         match metrics::serve(addr, metrics.clone()) {
