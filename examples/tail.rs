@@ -72,8 +72,8 @@ fn main() -> ExitCode {
         match arg.as_str() {
             "--schema" => schema = value().map(PathBuf::from),
             "--checkpoint" => checkpoint = value().map(PathBuf::from),
-            "--idle-exit" => match value().and_then(|v| v.parse::<f64>().ok()).filter(|v| *v >= 0.0) {
-                Some(s) => idle = Some(Duration::from_secs_f64(s)),
+            "--idle-exit" => match value().and_then(|v| Duration::try_from_secs_f64(v.parse().ok()?).ok()) {
+                Some(d) => idle = Some(d),
                 None => return usage(),
             },
             "--cleanup" => match value().as_deref() {
@@ -104,8 +104,8 @@ fn main() -> ExitCode {
             },
             "--abandoned-after" => match value().as_deref() {
                 Some("off") => abandoned_after = None,
-                Some(v) => match v.parse::<f64>().ok().filter(|s| *s >= 0.0 && s.is_finite()) {
-                    Some(s) => abandoned_after = Some(Duration::from_secs_f64(s)),
+                Some(v) => match v.parse().ok().and_then(|s| Duration::try_from_secs_f64(s).ok()) {
+                    Some(d) => abandoned_after = Some(d),
                     None => return usage(),
                 },
                 None => return usage(),

@@ -574,6 +574,13 @@ pub struct Watcher {
     pool: std::sync::Mutex<changes::Pool>,
 }
 
+/// A number of seconds given as `name`: a ValueError when negative,
+/// infinite or NaN.
+fn seconds(name: &str, secs: Option<f64>) -> PyResult<Option<StdDuration>> {
+    secs.map(|s| StdDuration::try_from_secs_f64(s).map_err(|e| PyValueError::new_err(format!("{name}={s}: {e}"))))
+        .transpose()
+}
+
 /// The options with the cleanup hook a Python value names.
 fn with_cleanup(opts: WatchOptions, cleanup: &Bound<'_, PyAny>) -> PyResult<WatchOptions> {
     if let Ok(s) = cleanup.extract::<String>() {
@@ -617,6 +624,8 @@ impl Watcher {
         max_batch: usize,
     ) -> PyResult<Watcher> {
         let schema = parse_schema(schema)?;
+        let (idle_timeout, abandoned_after) =
+            (seconds("idle_timeout", idle_timeout)?, seconds("abandoned_after", abandoned_after)?);
         let checkpoints = checkpoint.map(CheckpointFile::new);
         let start = match &checkpoints {
             Some(f) => f.load().map_err(error::checkpoint)?,
@@ -628,11 +637,8 @@ impl Watcher {
             (false, Some(s)) => WatchOptions::new(&cdc_raw, s),
             (false, None) => return Err(PyValueError::new_err("schema_from_log=False needs a schema")),
         };
-        opts = opts
-            .start(start)
-            .read_options(read_options(keys)?)
-            .max_batch(max_batch)
-            .abandoned_after(abandoned_after.map(StdDuration::from_secs_f64));
+        opts =
+            opts.start(start).read_options(read_options(keys)?).max_batch(max_batch).abandoned_after(abandoned_after);
         if let Some(c) = cleanup {
             opts = with_cleanup(opts, c)?;
         }
@@ -641,7 +647,7 @@ impl Watcher {
             inner: std::sync::Mutex::new(Some(inner)),
             checkpoints,
             include_system,
-            idle_timeout: idle_timeout.map(StdDuration::from_secs_f64),
+            idle_timeout,
             last_data: std::time::Instant::now(),
             pool: Default::default(),
         })

@@ -93,6 +93,11 @@ def test_errors_say_where(corpus, tmp_path):
     assert e.value.file.endswith("missing")
     with pytest.raises(ValueError, match="schema"):
         cl.Watcher(str(tmp_path), schema="CREATE TABLE nope")
+    for bad in [-1.0, float("inf"), float("nan")]:
+        with pytest.raises(ValueError, match="idle_timeout"):
+            cl.Watcher(str(tmp_path), idle_timeout=bad)
+        with pytest.raises(ValueError, match="abandoned_after"):
+            cl.Watcher(str(tmp_path), abandoned_after=bad)
 
 
 def test_read_segment_gives_entries_changes_and_schema_events(corpus):

@@ -53,7 +53,8 @@ pub fn setting(kv: &str) -> Result<(String, String), Box<dyn Error>> {
     Ok((k.to_owned(), v.to_owned()))
 }
 
-/// A number of seconds (`--idle-exit`, `--abandoned-after`).
+/// A number of seconds (`--idle-exit`, `--abandoned-after`): an error,
+/// not a panic, when negative, infinite or NaN.
 pub fn seconds(text: &str) -> Result<Duration, Box<dyn Error>> {
-    Ok(Duration::from_secs_f64(text.parse()?))
+    Duration::try_from_secs_f64(text.parse()?).map_err(|e| format!("{text} seconds: {e}").into())
 }
