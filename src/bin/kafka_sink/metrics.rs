@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use prometheus::core::Collector;
 use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
 /// Every metric the sink exports.
@@ -31,53 +32,58 @@ pub struct Metrics {
     held_back_seconds: prometheus::Gauge,
 }
 
+/// A metric made (with a valid name) and registered (once).
+fn register<M: Collector + Clone + 'static>(registry: &Registry, metric: prometheus::Result<M>) -> M {
+    let m = metric.expect("a valid metric");
+    registry.register(Box::new(m.clone())).expect("registered once");
+    m
+}
+
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
-    let g = IntGauge::new(name, help).expect("a valid metric");
-    registry.register(Box::new(g.clone())).expect("registered once");
-    g
+    register(registry, IntGauge::new(name, help))
 }
 
 impl Metrics {
     /// The metrics, all at zero.
     pub fn new() -> Metrics {
         let registry = Registry::new();
-        let records = IntCounterVec::new(
-            Opts::new("cdc_sink_records_total", "Records delivered and checkpointed, by table."),
-            &["keyspace", "table"],
-        )
-        .expect("a valid metric");
-        registry.register(Box::new(records.clone())).expect("registered once");
-        let counter = |name: &str, help: &str| {
-            let c = IntCounter::new(name, help).expect("a valid metric");
-            registry.register(Box::new(c.clone())).expect("registered once");
-            c
-        };
+        let records = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new("cdc_sink_records_total", "Records delivered and checkpointed, by table."),
+                &["keyspace", "table"],
+            ),
+        );
+        let counter = |name: &str, help: &str| register(&registry, IntCounter::new(name, help));
         let batches = counter("cdc_sink_batches_total", "Batches delivered and checkpointed.");
         let failed_attempts = counter(
             "cdc_sink_failed_attempts_total",
             "Times a failed delivery sent the sink back to its last checkpoint.",
         );
-        let batch_seconds = Histogram::with_opts(
-            HistogramOpts::new(
-                "cdc_sink_batch_seconds",
-                "From a batch read to its checkpoint: decoding, sending, the brokers' acknowledgements.",
-            )
-            .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
-        )
-        .expect("a valid metric");
-        registry.register(Box::new(batch_seconds.clone())).expect("registered once");
-        let since_checkpoint = prometheus::Gauge::new(
-            "cdc_sink_seconds_since_checkpoint",
-            "Seconds since the last checkpoint was saved (since the start before the first).",
-        )
-        .expect("a valid metric");
-        registry.register(Box::new(since_checkpoint.clone())).expect("registered once");
-        let held_back_seconds = prometheus::Gauge::new(
-            "cdc_watcher_held_back_seconds",
-            "How long the abandonment rule has held back a segment (0: none).",
-        )
-        .expect("a valid metric");
-        registry.register(Box::new(held_back_seconds.clone())).expect("registered once");
+        let batch_seconds = register(
+            &registry,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "cdc_sink_batch_seconds",
+                    "From a batch read to its checkpoint: decoding, sending, the brokers' acknowledgements.",
+                )
+                .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            ),
+        );
+        let since_checkpoint = register(
+            &registry,
+            prometheus::Gauge::new(
+                "cdc_sink_seconds_since_checkpoint",
+                "Seconds since the last checkpoint was saved (since the start before the first).",
+            ),
+        );
+        let held_back_seconds = register(
+            &registry,
+            prometheus::Gauge::new(
+                "cdc_watcher_held_back_seconds",
+                "How long the abandonment rule has held back a segment (0: none).",
+            ),
+        );
         Metrics {
             records,
             batches,
