@@ -105,8 +105,8 @@ struct InFlight {
     sent: usize,
     ok: usize,
     failed: usize,
+    /// Saved once the batch is delivered whole; its position is the batch's end.
     checkpoint: Checkpoint,
-    to: Position,
     read_at: Instant,
     /// Records by topic index.
     per_topic: Vec<(usize, u64)>,
@@ -136,7 +136,8 @@ struct Out<'a> {
 #[derive(Default)]
 pub struct Topics {
     names: Vec<(String, String, String)>,
-    index: HashMap<(String, String), usize>,
+    /// keyspace -> table -> index in `names` (looked up without allocating).
+    index: HashMap<String, HashMap<String, usize>>,
 }
 
 impl Topics {
@@ -147,12 +148,12 @@ impl Topics {
     }
 
     fn of(&mut self, prefix: &str, keyspace: &str, table: &str) -> usize {
-        if let Some(&i) = self.index.get(&(keyspace.to_owned(), table.to_owned())) {
+        if let Some(&i) = self.index.get(keyspace).and_then(|t| t.get(table)) {
             return i;
         }
         let i = self.names.len();
         self.names.push((format!("{prefix}.{keyspace}.{table}"), keyspace.to_owned(), table.to_owned()));
-        self.index.insert((keyspace.to_owned(), table.to_owned()), i);
+        self.index.entry(keyspace.to_owned()).or_default().insert(table.to_owned(), i);
         i
     }
 }
@@ -170,8 +171,8 @@ fn records(
 ) {
     let mut out = |topics: &mut Topics, r: &Record<'_>, change: u32| {
         let t = topics.of(&cfg.prefix, r.keyspace, r.table);
-        let o = Out {
-            topic: "",
+        each(Out {
+            topic: &topics.names[t].0,
             index: t,
             key: if cfg.primary { r.primary_key } else { r.key },
             value: r.value,
@@ -179,8 +180,7 @@ fn records(
             change,
             segment_id: r.segment_id,
             position: r.position,
-        };
-        each(Out { topic: &topics.names[t].0, ..o });
+        });
     };
     for i in 0..batch.len() {
         let m = match batch.decode(i, decoder) {
@@ -312,14 +312,14 @@ pub fn run(cfg: &Config, stop: &AtomicBool, metrics: Option<&Metrics>) -> Result
         while in_flight.front().is_some_and(|b| b.settled() && b.failed == 0) {
             let b = in_flight.pop_front().expect("a front batch");
             checkpoints.save(&b.checkpoint)?;
-            watch.ack(b.to);
+            watch.ack(b.checkpoint.position);
             summary.records += b.sent as u64;
             summary.batches += 1;
             if let Some(m) = metrics {
                 m.batch_delivered(&b.per_topic.iter().map(|&(t, n)| (&topics.names[t], n)).collect::<Vec<_>>());
                 m.batch_latency(b.read_at.elapsed());
             }
-            if resend_from.is_some_and(|p| b.to >= p) {
+            if resend_from.is_some_and(|p| b.checkpoint.position >= p) {
                 resend_from = None;
             }
         }
@@ -343,7 +343,7 @@ pub fn run(cfg: &Config, stop: &AtomicBool, metrics: Option<&Metrics>) -> Result
             let saved = checkpoints.load()?;
             let first = in_flight.front().map(|b| b.checkpoint.position);
             eprintln!("kafka_sink: batch after {:?} not delivered; sending it again from the checkpoint", first);
-            resend_from = in_flight.back().map(|b| b.to);
+            resend_from = in_flight.back().map(|b| b.checkpoint.position);
             summary.resent += in_flight.iter().filter(|b| b.failed == 0).map(|b| b.sent as u64).sum::<u64>();
             in_flight.clear();
             if stop.load(Ordering::Relaxed) {
@@ -428,7 +428,6 @@ pub fn run(cfg: &Config, stop: &AtomicBool, metrics: Option<&Metrics>) -> Result
             ok: 0,
             failed: 0,
             checkpoint: batch.checkpoint(),
-            to: batch.to,
             read_at,
             per_topic: per_topic.into_iter().collect(),
         };
