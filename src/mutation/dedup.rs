@@ -58,7 +58,7 @@ impl Dedup {
     /// so, it is remembered (forgetting the oldest pair when full).
     pub fn first(&mut self, digest: Digest, change: u32) -> bool {
         let pair = (digest, change);
-        if self.seen.contains(&pair) {
+        if !self.seen.insert(pair) {
             return false;
         }
         if self.order.len() == self.capacity
@@ -66,7 +66,6 @@ impl Dedup {
         {
             self.seen.remove(&old);
         }
-        self.seen.insert(pair);
         self.order.push_back(pair);
         true
     }
