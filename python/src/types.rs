@@ -40,6 +40,18 @@ fn is_py_date(v: &Bound<'_, PyAny>) -> PyResult<bool> {
     Ok(v.is_instance(&datetime.getattr("date")?)? && !v.is_instance(&datetime.getattr("datetime")?)?)
 }
 
+/// An `int` (not a `bool`) that fits an i64.
+fn plain_int(v: &Bound<'_, PyAny>) -> Option<i64> {
+    if v.is_instance_of::<pyo3::types::PyBool>() { None } else { v.extract().ok() }
+}
+
+/// A comparison's result: `NotImplemented` for a type the value does not
+/// compare with (`other` is None), else the boolean `op` gives.
+fn compare(py: Python<'_>, mine: i64, other: Option<i64>, op: CompareOp) -> PyResult<PyObject> {
+    let Some(o) = other else { return Ok(py.NotImplemented()) };
+    Ok(op.matches(mine.cmp(&o)).into_pyobject(py)?.to_owned().into_any().unbind())
+}
+
 /// A CQL `date`: days since 1970-01-01 (any of 2^32 days, beyond what
 /// `datetime.date` holds).
 #[pyclass(module = "cassandra_commitlog", frozen)]
@@ -62,12 +74,7 @@ impl Date {
                 (v.getattr("year")?.extract()?, v.getattr("month")?.extract()?, v.getattr("day")?.extract()?);
             return Ok(Some(days_from_civil(y, m, d)));
         }
-        if !v.is_instance_of::<pyo3::types::PyBool>()
-            && let Ok(n) = v.extract::<i64>()
-        {
-            return Ok(Some(n));
-        }
-        Ok(None)
+        Ok(plain_int(v))
     }
 }
 
@@ -93,9 +100,7 @@ impl Date {
     }
 
     fn __richcmp__(&self, other: &Bound<'_, PyAny>, op: CompareOp) -> PyResult<PyObject> {
-        let py = other.py();
-        let Some(o) = Date::days_of(other)? else { return Ok(py.NotImplemented()) };
-        Ok(op.matches(self.days_from_epoch.cmp(&o)).into_pyobject(py)?.to_owned().into_any().unbind())
+        compare(other.py(), self.days_from_epoch, Date::days_of(other)?, op)
     }
 
     fn __hash__(&self) -> u64 {
@@ -134,12 +139,7 @@ impl Time {
             let secs = part("hour")? * 3600 + part("minute")? * 60 + part("second")?;
             return Ok(Some(secs * 1_000_000_000 + part("microsecond")? * 1000));
         }
-        if !v.is_instance_of::<pyo3::types::PyBool>()
-            && let Ok(n) = v.extract::<i64>()
-        {
-            return Ok(Some(n));
-        }
-        Ok(None)
+        Ok(plain_int(v))
     }
 }
 
@@ -182,9 +182,7 @@ impl Time {
     }
 
     fn __richcmp__(&self, other: &Bound<'_, PyAny>, op: CompareOp) -> PyResult<PyObject> {
-        let py = other.py();
-        let Some(o) = Time::nanos_of(other)? else { return Ok(py.NotImplemented()) };
-        Ok(op.matches(self.nanosecond_time.cmp(&o)).into_pyobject(py)?.to_owned().into_any().unbind())
+        compare(other.py(), self.nanosecond_time, Time::nanos_of(other)?, op)
     }
 
     fn __hash__(&self) -> u64 {
