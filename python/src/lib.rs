@@ -146,15 +146,15 @@ impl Change {
                         None => index.into_pyobject(py)?.into_any().unbind(),
                     },
                 };
-                let value = match cell.counter() {
-                    Some(ctx) => ctx.map_err(convert::err)?.total().into_pyobject(py)?.into_any().unbind(),
+                let counter = cell.counter().transpose().map_err(convert::err)?;
+                let value = match &counter {
+                    Some(ctx) => ctx.total().into_pyobject(py)?.into_any().unbind(),
                     None => convert::optional(py, c, cell.value().transpose().map_err(convert::err)?)?,
                 };
                 let (ttl, expires_at) = cell.expiry().map_or((None, None), |(t, at)| (Some(t), Some(at)));
-                let shards = match cell.counter() {
+                let shards = match counter {
                     None => py.None(),
                     Some(ctx) => {
-                        let ctx = ctx.map_err(convert::err)?;
                         let list = PyList::empty(py);
                         for s in ctx.shards() {
                             let id = convert::uuid(py, c, s.counter_id.as_u128())?;
